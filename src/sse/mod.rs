@@ -1,0 +1,1 @@
+//! Server-Sent Events on the wire: event ids and frame encoding.

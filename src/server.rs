@@ -1,0 +1,142 @@
+//! Start the workers (one pinned thread each, each with its own SO_REUSEPORT listener), wait for
+//! SIGTERM/SIGINT, drain, exit.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::bus;
+use crate::config::Config;
+use crate::metrics::WorkerMetrics;
+use crate::sse::id::{unix_ms_now, EventId};
+use crate::sys;
+use crate::worker::{self, Shared};
+
+/// A server whose workers are running.
+#[derive(Debug)]
+pub struct Server {
+    shared: Arc<Shared>,
+    doorbells: Arc<[bus::Doorbell]>,
+    threads: Vec<std::thread::JoinHandle<std::io::Result<()>>>,
+    local_addr: SocketAddr,
+}
+
+/// Listen backlog of each worker's socket.
+const BACKLOG: i32 = 4096;
+
+fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    sys::reuseport_listener(addr, BACKLOG)
+}
+
+impl Server {
+    /// Bind every worker's listener and start the workers.
+    pub fn start(config: Config) -> std::io::Result<Server> {
+        let workers = config.worker_count();
+        let mut listeners = Vec::with_capacity(workers);
+        let first = listener(config.listen)?;
+        let local_addr = first.local_addr()?;
+        listeners.push(first);
+        for _ in 1..workers {
+            listeners.push(listener(local_addr)?);
+        }
+        let boot = EventId::new(unix_ms_now(), 0);
+        let metrics: Vec<Arc<WorkerMetrics>> = (0..workers).map(|_| Arc::new(WorkerMetrics::default())).collect();
+        let shared = Arc::new(Shared {
+            config: config.clone(),
+            metrics,
+            open_connections: AtomicU64::new(0),
+            draining: AtomicBool::new(false),
+            boot,
+        });
+        let endpoints = bus::build(workers, boot)?;
+        let doorbells = endpoints.first().map(|(e, _)| Arc::clone(&e.doorbells)).unwrap_or_else(|| Arc::from(Vec::new()));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut threads = Vec::with_capacity(workers);
+        for ((index, (endpoint, bell)), listener) in endpoints.into_iter().enumerate().zip(listeners) {
+            let shared = Arc::clone(&shared);
+            let pin = (!config.no_pin).then(|| (usize::try_from(config.cpu_base).unwrap_or(0) + index) % cores);
+            let handle = std::thread::Builder::new().name(format!("pushcore-w{index}")).spawn(move || {
+                if let Some(cpu) = pin {
+                    if let Err(e) = sys::pin_to_cpu(cpu) {
+                        eprintln!("pushcore: worker {index}: cannot pin to cpu {cpu}: {e}");
+                    }
+                }
+                worker::run(index, shared, endpoint, bell, listener)
+            })?;
+            threads.push(handle);
+        }
+        Ok(Server { shared, doorbells, threads, local_addr })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Begin the drain on every worker.
+    pub fn drain(&self) {
+        self.shared.draining.store(true, Ordering::SeqCst);
+        for bell in self.doorbells.iter() {
+            bell.arm();
+            bell.ring();
+        }
+    }
+
+    /// Wait for the workers to finish; the first worker error, if any.
+    pub fn join(self) -> std::io::Result<()> {
+        let mut result = Ok(());
+        for t in self.threads {
+            match t.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    if result.is_ok() {
+                        result = Err(e);
+                    }
+                }
+                Err(_) => {
+                    if result.is_ok() {
+                        result = Err(std::io::Error::other("a worker thread panicked"));
+                    }
+                }
+            }
+        }
+        result
+    }
+}
+
+/// `pushcore serve`: run until SIGTERM/SIGINT, then drain. Returns the process exit code.
+pub fn serve(config: Config) -> i32 {
+    if let Err(e) = sys::block_termination_signals() {
+        eprintln!("pushcore: cannot block signals: {e}");
+        return 1;
+    }
+    match sys::raise_nofile_limit() {
+        Ok(limit) if limit < config.max_connections.saturating_add(64) => eprintln!(
+            "pushcore: warning: the open-file limit ({limit}) is below --max-connections ({}); \
+             accept will fail with EMFILE before the connection limit is reached",
+            config.max_connections
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!("pushcore: warning: cannot raise the open-file limit: {e}"),
+    }
+    let drain_timeout = Duration::from_secs(config.drain_timeout_secs);
+    let workers = config.worker_count();
+    let server = match Server::start(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("pushcore: cannot start: {e}");
+            return 1;
+        }
+    };
+    println!("pushcore listening on http://{} ({workers} workers)", server.local_addr());
+    let sig = sys::wait_for_termination();
+    eprintln!("pushcore: signal {sig}: draining (up to {}s)", drain_timeout.as_secs());
+    server.drain();
+    match server.join() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("pushcore: worker failed: {e}");
+            1
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! The only module with `libc` calls and `unsafe`: CPU affinity, file limits, socket options,
+//! the per-worker epoll set that watches idle subscribers for hang-ups, signal handling and the
+//! iovec list that lets one `writev` carry several shared frames.
+//!
+//! Every `unsafe` block states why it holds (`clippy::undocumented_unsafe_blocks` is denied).
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+
+use bytes::Bytes;
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// A listening TCP socket with SO_REUSEPORT (each worker binds its own on the same address, and
+/// the kernel spreads new connections across them).
+pub fn reuseport_listener(addr: std::net::SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(socket.into())
+}
+
+/// Pin the calling thread to one CPU.
+pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "cpu index out of range"));
+    }
+    // SAFETY: cpu < CPU_SETSIZE, checked above.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of the size passed.
+    cvt(unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) })?;
+    Ok(())
+}
+
+/// Raise the soft open-file limit to the hard limit; returns the new soft limit.
+pub fn raise_nofile_limit() -> io::Result<u64> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `lim` is a valid, writable rlimit.
+    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: `lim` is a valid rlimit with cur <= max.
+        cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) })?;
+    }
+    Ok(lim.rlim_cur)
+}
+
+fn setsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: the option value is a c_int that lives for the call, and its size is passed.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
+/// Cap the kernel send buffer of a socket so a slow client cannot pin megabytes.
+pub fn set_send_buffer(fd: RawFd, bytes: usize) -> io::Result<()> {
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, value)
+}
+
+/// `shutdown(2)`: the cheap way to abort a write stuck on a client that stopped reading; a
+/// pending read or write then completes with an error or EOF.
+pub fn shutdown(fd: RawFd, read: bool, write: bool) {
+    let how = match (read, write) {
+        (true, true) => libc::SHUT_RDWR,
+        (true, false) => libc::SHUT_RD,
+        (false, true) => libc::SHUT_WR,
+        (false, false) => return,
+    };
+    // SAFETY: shutdown on any fd value is memory-safe; errors (e.g. ENOTCONN) are irrelevant here.
+    unsafe { libc::shutdown(fd, how) };
+}
+
+/// Discard whatever a subscriber sent after its request; returns false once the peer has
+/// closed (read returned 0) or failed.
+pub fn drain_input(fd: RawFd) -> bool {
+    let mut scratch = [0u8; 2048];
+    for _ in 0..16 {
+        // SAFETY: `scratch` is a writable buffer of the length passed; MSG_DONTWAIT never blocks.
+        let n = unsafe { libc::recv(fd, scratch.as_mut_ptr().cast(), scratch.len(), libc::MSG_DONTWAIT) };
+        if n == 0 {
+            return false;
+        }
+        if n < 0 {
+            return io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock;
+        }
+    }
+    true
+}
+
+/// CPU time (user + system) this process has used so far, in microseconds.
+pub fn process_cpu_micros() -> u64 {
+    // SAFETY: rusage is plain data; zeroed is a valid value to be overwritten.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable rusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0;
+    }
+    let micros = |tv: libc::timeval| (tv.tv_sec as u64) * 1_000_000 + tv.tv_usec as u64;
+    micros(usage.ru_utime) + micros(usage.ru_stime)
+}
+
+/// A hang-up or input seen on a watched socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Readiness {
+    pub token: u64,
+    /// The peer closed or reset, or the socket failed.
+    pub hung_up: bool,
+    /// Bytes are waiting to be read.
+    pub readable: bool,
+}
+
+/// A per-worker epoll set watching idle subscriber sockets for FIN/RST (EPOLLRDHUP), so that an
+/// idle connection needs no pending operation of its own. The worker keeps one readiness wait on
+/// the epoll fd itself (see [`Epoll::watch_handle`]).
+#[derive(Debug)]
+pub struct Epoll {
+    fd: OwnedFd,
+}
+
+impl Epoll {
+    pub fn new() -> io::Result<Epoll> {
+        // SAFETY: plain syscall; on success it returns a new fd that we own.
+        let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: `fd` was just returned by epoll_create1 and is owned by nobody else.
+        Ok(Epoll { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+    }
+
+    fn raw(&self) -> RawFd {
+        use std::os::fd::AsRawFd;
+        self.fd.as_raw_fd()
+    }
+
+    /// Watch `fd` for hang-up and input (edge-triggered), reporting `token`.
+    pub fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLRDHUP | libc::EPOLLIN | libc::EPOLLET) as u32,
+            u64: token,
+        };
+        // SAFETY: `ev` is a valid epoll_event for the duration of the call.
+        cvt(unsafe { libc::epoll_ctl(self.raw(), libc::EPOLL_CTL_ADD, fd, &mut ev) })?;
+        Ok(())
+    }
+
+    /// Stop watching `fd` (before it is closed or handed to a writer).
+    pub fn remove(&self, fd: RawFd) {
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: `ev` is valid (ignored by DEL on modern kernels); a failure (not watched) is fine.
+        unsafe { libc::epoll_ctl(self.raw(), libc::EPOLL_CTL_DEL, fd, &mut ev) };
+    }
+
+    /// Collect what is ready without blocking.
+    pub fn poll_now(&self, out: &mut Vec<Readiness>) -> io::Result<()> {
+        const BATCH: usize = 256;
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
+        loop {
+            // SAFETY: `events` has room for BATCH entries; timeout 0 never blocks.
+            let n = cvt(unsafe { libc::epoll_wait(self.raw(), events.as_mut_ptr(), BATCH as libc::c_int, 0) })?;
+            let n = usize::try_from(n).unwrap_or(0).min(BATCH);
+            for ev in events.iter().take(n) {
+                let flags = ev.events as libc::c_int;
+                out.push(Readiness {
+                    token: ev.u64,
+                    hung_up: flags & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) != 0,
+                    readable: flags & libc::EPOLLIN != 0,
+                });
+            }
+            if n < BATCH {
+                return Ok(());
+            }
+        }
+    }
+
+    /// A monoio stream over a duplicate of the epoll fd, used only to wait for readability
+    /// (`readable(false)`): one poll on it stands for every socket in the set.
+    pub fn watch_handle(&self) -> io::Result<monoio::net::UnixStream> {
+        // SAFETY: F_DUPFD_CLOEXEC on our own valid fd returns a new fd we own.
+        let dup = cvt(unsafe { libc::fcntl(self.raw(), libc::F_DUPFD_CLOEXEC, 0) })?;
+        // SAFETY: `dup` is a fresh fd owned by nobody else. It is not a socket, but the stream is
+        // only ever polled for readability, which is valid on an epoll fd; no socket call is made.
+        let std_stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(dup) };
+        std_stream.set_nonblocking(true)?;
+        monoio::net::UnixStream::from_std(std_stream)
+    }
+}
+
+/// Block SIGTERM and SIGINT in the calling thread (and every thread it spawns afterwards), so
+/// that [`wait_for_termination`] can take them synchronously.
+pub fn block_termination_signals() -> io::Result<()> {
+    let set = termination_set();
+    // SAFETY: `set` is a valid, initialised sigset_t; the old mask is not needed.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
+
+fn termination_set() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset initialises it before use.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t; the signal numbers are valid.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+    }
+    set
+}
+
+/// Wait until SIGTERM or SIGINT arrives (they must be blocked, see above); returns its number.
+pub fn wait_for_termination() -> i32 {
+    let set = termination_set();
+    loop {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: `set` is initialised and `sig` is writable.
+        let rc = unsafe { libc::sigwait(&set, &mut sig) };
+        if rc == 0 {
+            return sig;
+        }
+    }
+}
+
+/// The frames of one `writev`: shared, reference-counted frames (no copy) and the iovec list
+/// that points into them, advanced in place after a partial write.
+#[derive(Debug, Default)]
+pub struct FrameVec {
+    frames: Vec<Rc<Bytes>>,
+    extra: Vec<Bytes>,
+    iovecs: Vec<libc::iovec>,
+    /// Index of the first iovec with bytes left.
+    first: usize,
+    remaining: usize,
+}
+
+impl FrameVec {
+    pub fn new() -> FrameVec {
+        FrameVec::default()
+    }
+
+    fn push_iovec(&mut self, bytes: &Bytes) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.iovecs.push(libc::iovec { iov_base: bytes.as_ptr() as *mut libc::c_void, iov_len: bytes.len() });
+        self.remaining += bytes.len();
+    }
+
+    /// Queue a shared frame (a core-local refcount bump, no copy).
+    pub fn push_shared(&mut self, frame: Rc<Bytes>) {
+        self.push_iovec(&frame);
+        self.frames.push(frame);
+    }
+
+    /// Queue bytes owned by this write (response heads, per-connection events).
+    pub fn push_owned(&mut self, bytes: Bytes) {
+        self.push_iovec(&bytes);
+        self.extra.push(bytes);
+    }
+
+    /// Bytes not yet written.
+    pub fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.remaining == 0
+    }
+
+    /// Account for `written` bytes of a (possibly partial) write.
+    pub fn advance(&mut self, mut written: usize) {
+        written = written.min(self.remaining);
+        self.remaining -= written;
+        while written > 0 {
+            let Some(iov) = self.iovecs.get_mut(self.first) else { break };
+            if written >= iov.iov_len {
+                written -= iov.iov_len;
+                iov.iov_len = 0;
+                self.first += 1;
+            } else {
+                // SAFETY: `written < iov_len`, so the new base stays inside the same buffer.
+                iov.iov_base = unsafe { iov.iov_base.cast::<u8>().add(written) }.cast();
+                iov.iov_len -= written;
+                written = 0;
+            }
+        }
+    }
+
+    /// Empty the list for reuse, keeping its allocations.
+    pub fn clear(&mut self) {
+        self.frames.clear();
+        self.extra.clear();
+        self.iovecs.clear();
+        self.first = 0;
+        self.remaining = 0;
+    }
+}
+
+// SAFETY: the iovecs point into `frames` and `extra`, whose heap buffers (Bytes and Rc<Bytes>
+// contents) never move while this value is alive; the vectors are not modified while the runtime
+// owns the value (only `advance`/`clear` change them, and they take `&mut self`). The pointer and
+// count describe `iovecs[first..]`, which are valid, initialised iovec structs.
+unsafe impl monoio::buf::IoVecBuf for FrameVec {
+    fn read_iovec_ptr(&self) -> *const libc::iovec {
+        self.iovecs.get(self.first..).map_or(std::ptr::null(), |rest| rest.as_ptr())
+    }
+
+    fn read_iovec_len(&self) -> usize {
+        self.iovecs.len().saturating_sub(self.first)
+    }
+}

@@ -1,0 +1,338 @@
+//! One connection from accept until it becomes a subscriber slot or closes: read request heads,
+//! route, answer publishers (keep-alive, pipelining), write the subscribe handshake.
+
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+use super::publish::parse_publish;
+use super::subscribe::parse_subscription;
+use super::{Resume, Worker};
+use crate::channel::ChannelIdx;
+use crate::http::parse::{find_header, BodyKind, Head, HeadLimits, Header, Method, Parsed, DEFAULT_MAX_URI_BYTES};
+use crate::http::response::{http_error, json_error, response, CONTINUE};
+use crate::http::{check_length, parse_head, parse_target, ChunkedDecoder, HttpError};
+use crate::metrics::WorkerMetrics;
+use crate::sse::encode::{self, Frame};
+use crate::sse::id::{unix_ms_now, EventId};
+use crate::sys;
+
+/// Response head of an event stream; the body is close-delimited.
+pub const STREAM_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\n\
+Content-Type: text/event-stream\r\n\
+Cache-Control: no-cache, no-transform\r\n\
+Connection: keep-alive\r\n\
+X-Accel-Buffering: no\r\n\r\n";
+
+/// Seconds a client is asked to wait after a 503.
+const RETRY_AFTER_SECS: u32 = 5;
+
+pub(super) async fn reject_at_capacity(mut stream: TcpStream) {
+    let err = HttpError::ServiceUnavailable { message: "Server at capacity", retry_after_secs: RETRY_AFTER_SECS };
+    let _ = stream.write_all(http_error(&err, false)).await;
+}
+
+/// How a request ended for its connection.
+enum Next {
+    /// Read the next request (keep-alive).
+    KeepAlive,
+    Close,
+    Subscribe { channels: Box<[ChannelIdx]>, resume: Resume },
+}
+
+/// Why reading a request stopped.
+enum ReadFail {
+    /// The peer left (or a timeout ended a request that had not begun): close quietly.
+    Gone,
+    /// Answer with this error, then close.
+    Refuse(HttpError),
+}
+
+pub(super) async fn serve_connection(worker: Rc<Worker>, mut stream: TcpStream) {
+    let fd = stream.as_raw_fd();
+    let _ = stream.set_nodelay(true);
+    let sndbuf = usize::try_from(worker.config().sndbuf_bytes).unwrap_or(usize::MAX);
+    let _ = sys::set_send_buffer(fd, sndbuf);
+    let limits = HeadLimits {
+        max_head_bytes: usize::try_from(worker.config().max_head_bytes).unwrap_or(usize::MAX),
+        max_headers: usize::try_from(worker.config().max_headers).unwrap_or(usize::MAX),
+        max_uri_bytes: DEFAULT_MAX_URI_BYTES,
+    };
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    let mut headers: Vec<Header> = Vec::new();
+    let mut first = true;
+    loop {
+        let (hs, timed_out) = worker.handshake_begin(fd, !first && buf.is_empty());
+        let next = serve_one(&worker, &mut stream, &mut buf, &mut headers, &limits, &timed_out, first).await;
+        worker.handshake_end(hs);
+        first = false;
+        match next {
+            Next::KeepAlive if !worker.is_draining() => continue,
+            Next::KeepAlive | Next::Close => break,
+            Next::Subscribe { channels, resume } => {
+                worker.adopt_subscriber(stream, channels, resume);
+                return;
+            }
+        }
+    }
+    drop(stream);
+    worker.connection_closed();
+}
+
+/// Read one request and answer it.
+async fn serve_one(
+    worker: &Rc<Worker>,
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    headers: &mut Vec<Header>,
+    limits: &HeadLimits,
+    timed_out: &std::cell::Cell<bool>,
+    first: bool,
+) -> Next {
+    let metrics = &worker.metrics;
+    let head = match read_head(stream, buf, headers, limits, timed_out, first).await {
+        Ok(head) => head,
+        Err(fail) => return refuse(stream, metrics, fail).await,
+    };
+    let keep_alive = head.keep_alive && !worker.is_draining();
+    let target = match parse_target(head.target.get(buf)) {
+        Ok(t) => t,
+        Err(e) => return refuse(stream, metrics, ReadFail::Refuse(e)).await,
+    };
+    let route = (target.path.as_str(), head.method);
+    // Only publish reads a body; any other request that carries one is answered and closed.
+    let has_body = !matches!(head.body, BodyKind::None | BodyKind::Length(0));
+    if route.0 != "/events/publish" && has_body {
+        let resp = route_without_body(worker, route, false);
+        let _ = stream.write_all(resp).await;
+        return Next::Close;
+    }
+    match route {
+        ("/events/stream", Method::Get) => {
+            let last_event_id = find_header(buf, headers, "last-event-id");
+            let max_channels = usize::try_from(worker.config().max_channels).unwrap_or(usize::MAX);
+            let sub = match parse_subscription(&target, last_event_id, max_channels) {
+                Ok(s) => s,
+                Err(msg) => {
+                    metrics.parse_errors_total.inc();
+                    let _ = stream.write_all(json_error(400, &msg, &[], false)).await;
+                    return Next::Close;
+                }
+            };
+            // Take in-flight events first, so the resume decision sees every id issued so far.
+            worker.pump_bus();
+            let (channels, resume, reset) = worker.plan_subscription(&sub);
+            let mut out = Vec::with_capacity(STREAM_HEAD.len() + 160);
+            out.extend_from_slice(STREAM_HEAD);
+            out.extend_from_slice(Frame::retry(worker.config().retry_ms).as_bytes());
+            out.extend_from_slice(encode::connected(&worker.client_id(), unix_ms_now()).as_bytes());
+            if let Some(reset) = reset {
+                out.extend_from_slice(reset.as_bytes());
+            }
+            match stream.write_all(out).await {
+                (Ok(_), _) => Next::Subscribe { channels, resume },
+                (Err(_), _) => Next::Close,
+            }
+        }
+        ("/events/publish", Method::Post) => publish(worker, stream, buf, headers, &head, keep_alive).await,
+        _ => {
+            let resp = route_without_body(worker, route, keep_alive);
+            buf.drain(..head.len.min(buf.len()));
+            match stream.write_all(resp).await {
+                (Ok(_), _) if keep_alive => Next::KeepAlive,
+                _ => Next::Close,
+            }
+        }
+    }
+}
+
+/// Answers that need no body: health, metrics, 404, 405.
+fn route_without_body(worker: &Worker, route: (&str, Method), keep_alive: bool) -> Vec<u8> {
+    let not_allowed = |allow: &'static str| http_error(&HttpError::MethodNotAllowed { allow }, keep_alive);
+    match route {
+        ("/healthz", Method::Get | Method::Head) => {
+            if worker.is_draining() {
+                response(503, "application/json", &[("Retry-After", "5")], br#"{"status":"draining"}"#, keep_alive)
+            } else {
+                response(200, "application/json", &[], br#"{"status":"ok"}"#, keep_alive)
+            }
+        }
+        ("/healthz", _) => not_allowed("GET, HEAD"),
+        ("/metrics", Method::Get | Method::Head) => {
+            let text = WorkerMetrics::render(&worker.shared.metrics);
+            response(200, "text/plain; version=0.0.4; charset=utf-8", &[], text.as_bytes(), keep_alive)
+        }
+        ("/metrics", _) => not_allowed("GET, HEAD"),
+        ("/events/stream", _) => not_allowed("GET"),
+        ("/events/publish", _) => not_allowed("POST"),
+        _ => http_error(&HttpError::NotFound, keep_alive),
+    }
+}
+
+async fn refuse(stream: &mut TcpStream, metrics: &WorkerMetrics, fail: ReadFail) -> Next {
+    if let ReadFail::Refuse(err) = fail {
+        if matches!(err, HttpError::HeadTimeout) {
+            metrics.handshake_timeouts_total.inc();
+        } else {
+            metrics.parse_errors_total.inc();
+        }
+        let _ = stream.write_all(http_error(&err, false)).await;
+    }
+    Next::Close
+}
+
+/// Read more bytes onto the end of `buf`; Ok(0) means end of stream.
+async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>, want: usize) -> std::io::Result<usize> {
+    if buf.capacity() - buf.len() < 512 {
+        buf.reserve(want.clamp(1024, 64 * 1024));
+    }
+    let mut owned = std::mem::take(buf);
+    let len = owned.len();
+    let end = owned.bytes_total();
+    let (res, slice) = stream.read(owned.slice_mut(len..end)).await;
+    *buf = slice.into_inner();
+    res
+}
+
+async fn read_head(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    headers: &mut Vec<Header>,
+    limits: &HeadLimits,
+    timed_out: &std::cell::Cell<bool>,
+    first: bool,
+) -> Result<Head, ReadFail> {
+    loop {
+        match parse_head(buf, limits, headers) {
+            Ok(Parsed::Complete(head)) => return Ok(head),
+            Ok(Parsed::Partial) => {}
+            Err(e) => return Err(ReadFail::Refuse(e)),
+        }
+        match read_more(stream, buf, buf.capacity()).await {
+            Ok(n) if n > 0 => {}
+            _ => {
+                // A timeout on a request that has begun (or on a new connection) gets 408.
+                let begun = first || !buf.is_empty();
+                return Err(if timed_out.get() && begun { ReadFail::Refuse(HttpError::HeadTimeout) } else { ReadFail::Gone });
+            }
+        }
+    }
+}
+
+fn is_json(content_type: Option<&[u8]>) -> bool {
+    let Some(value) = content_type else { return false };
+    let media = value.split(|&b| b == b';').next().unwrap_or_default();
+    media.trim_ascii().eq_ignore_ascii_case(b"application/json")
+}
+
+async fn publish(
+    worker: &Rc<Worker>,
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    headers: &[Header],
+    head: &Head,
+    keep_alive: bool,
+) -> Next {
+    let metrics = &worker.metrics;
+    let max_body = usize::try_from(worker.config().max_body_bytes).unwrap_or(usize::MAX);
+    if !is_json(find_header(buf, headers, "content-type")) {
+        let err = HttpError::UnsupportedMediaType { expected: "application/json" };
+        return refuse(stream, metrics, ReadFail::Refuse(err)).await;
+    }
+    let expects_continue = find_header(buf, headers, "expect").is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
+    let (body, consumed) = match read_body(stream, buf, head, max_body, expects_continue).await {
+        Ok(b) => b,
+        Err(fail) => return refuse(stream, metrics, fail).await,
+    };
+    buf.drain(..consumed.min(buf.len()));
+    let published = match parse_publish(&body) {
+        Ok(p) => p,
+        Err(msg) => {
+            metrics.parse_errors_total.inc();
+            let resp = json_error(400, &msg, &[], keep_alive);
+            return match stream.write_all(resp).await {
+                (Ok(_), _) if keep_alive => Next::KeepAlive,
+                _ => Next::Close,
+            };
+        }
+    };
+    let batch = published.batch;
+    let resp = match worker.publish(published.events).await {
+        Some(ids) => {
+            metrics.publish_requests_total.inc();
+            let body = publish_answer(&ids, batch);
+            response(200, "application/json", &[], body.as_bytes(), keep_alive)
+        }
+        None => {
+            metrics.publish_rejected_total.inc();
+            let err = HttpError::ServiceUnavailable { message: "Server busy: event queues are full", retry_after_secs: 1 };
+            http_error(&err, keep_alive)
+        }
+    };
+    match stream.write_all(resp).await {
+        (Ok(_), _) if keep_alive => Next::KeepAlive,
+        _ => Next::Close,
+    }
+}
+
+fn publish_answer(ids: &[EventId], batch: bool) -> String {
+    if batch {
+        let list: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        serde_json::json!({ "success": true, "eventIds": list }).to_string()
+    } else {
+        let id = ids.first().map(|id| id.to_string()).unwrap_or_default();
+        serde_json::json!({ "success": true, "eventId": id }).to_string()
+    }
+}
+
+/// Read the body that follows `head` in `buf`; returns it and how many bytes of `buf` the
+/// request used (head + body), so pipelined bytes after it are kept.
+async fn read_body(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    head: &Head,
+    max_body: usize,
+    expects_continue: bool,
+) -> Result<(Vec<u8>, usize), ReadFail> {
+    let start = head.len;
+    match head.body {
+        BodyKind::None => Err(ReadFail::Refuse(HttpError::LengthRequired)),
+        BodyKind::Length(n) => {
+            let n = check_length(n, max_body).map_err(ReadFail::Refuse)?;
+            let end = start + n;
+            if expects_continue && buf.len() < end {
+                let _ = stream.write_all(CONTINUE).await;
+            }
+            while buf.len() < end {
+                match read_more(stream, buf, end - buf.len()).await {
+                    Ok(k) if k > 0 => {}
+                    _ => return Err(ReadFail::Gone),
+                }
+            }
+            Ok((buf.get(start..end).unwrap_or_default().to_vec(), end))
+        }
+        BodyKind::Chunked => {
+            let mut decoder = ChunkedDecoder::new(max_body);
+            let mut body = Vec::new();
+            let mut pos = start;
+            if expects_continue && buf.len() <= start {
+                let _ = stream.write_all(CONTINUE).await;
+            }
+            loop {
+                let input = buf.get(pos..).unwrap_or_default();
+                let step = decoder.decode(input, &mut body).map_err(ReadFail::Refuse)?;
+                pos += step.consumed;
+                if step.done {
+                    return Ok((body, pos));
+                }
+                match read_more(stream, buf, 4096).await {
+                    Ok(k) if k > 0 => {}
+                    _ => return Err(ReadFail::Gone),
+                }
+            }
+        }
+    }
+}

@@ -38,6 +38,7 @@
 //! [`sys`] ← [`http`], [`sse`] ← [`channel`] ← [`bus`] ← [`worker`] ← [`server`].
 #![warn(missing_debug_implementations)]
 
+pub mod bench;
 pub mod bus;
 pub mod channel;
 pub mod config;

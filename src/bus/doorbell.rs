@@ -24,7 +24,13 @@ impl Doorbell {
         let (tx, rx) = UnixStream::pair()?;
         tx.set_nonblocking(true)?;
         rx.set_nonblocking(true)?;
-        Ok((Doorbell { armed: AtomicBool::new(false), tx }, DoorbellRx { rx }))
+        Ok((
+            Doorbell {
+                armed: AtomicBool::new(false),
+                tx,
+            },
+            DoorbellRx { rx },
+        ))
     }
 
     /// Wake the worker if it is (about to be) asleep.

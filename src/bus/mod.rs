@@ -90,7 +90,10 @@ impl Endpoint {
 
     /// True if anything is waiting in this worker's incoming rings.
     pub fn has_input(&self) -> bool {
-        let link = self.link.as_ref().is_some_and(|l| !l.frames.is_empty() || !l.replies.is_empty());
+        let link = self
+            .link
+            .as_ref()
+            .is_some_and(|l| !l.frames.is_empty() || !l.replies.is_empty());
         let seq = self.sequencer.as_ref().is_some_and(Sequencer::has_requests);
         link || seq
     }
@@ -98,7 +101,10 @@ impl Endpoint {
 
 /// Build the rings and doorbells for `workers` workers: endpoints (index = worker) and the
 /// waiting halves of their doorbells.
-pub fn build(workers: usize, first_id_floor: EventId) -> std::io::Result<Vec<(Endpoint, DoorbellRx)>> {
+pub fn build(
+    workers: usize,
+    first_id_floor: EventId,
+) -> std::io::Result<Vec<(Endpoint, DoorbellRx)>> {
     let workers = workers.max(1);
     let mut bells = Vec::with_capacity(workers);
     let mut rxs = Vec::with_capacity(workers);
@@ -115,14 +121,30 @@ pub fn build(workers: usize, first_id_floor: EventId) -> std::io::Result<Vec<(En
         let (frame_tx, frame_rx) = rtrb::RingBuffer::new(RING_CAPACITY);
         let (reply_tx, reply_rx) = rtrb::RingBuffer::new(RING_CAPACITY);
         sequencer.connect(k, req_rx, frame_tx, reply_tx);
-        links.push(Link { requests: req_tx, frames: frame_rx, replies: reply_rx });
+        links.push(Link {
+            requests: req_tx,
+            frames: frame_rx,
+            replies: reply_rx,
+        });
     }
     let mut out = Vec::with_capacity(workers);
     let mut sequencer = Some(sequencer);
     let mut links = links.into_iter();
     for (index, rx) in rxs.into_iter().enumerate() {
-        let (link, sequencer) = if index == 0 { (None, sequencer.take()) } else { (links.next(), None) };
-        out.push((Endpoint { index, doorbells: Arc::clone(&doorbells), link, sequencer }, rx));
+        let (link, sequencer) = if index == 0 {
+            (None, sequencer.take())
+        } else {
+            (links.next(), None)
+        };
+        out.push((
+            Endpoint {
+                index,
+                doorbells: Arc::clone(&doorbells),
+                link,
+                sequencer,
+            },
+            rx,
+        ));
     }
     Ok(out)
 }

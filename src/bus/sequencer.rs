@@ -25,7 +25,10 @@ pub struct Sequencer {
 
 impl Sequencer {
     pub fn new(floor: EventId) -> Sequencer {
-        Sequencer { ids: IdGenerator::new(floor), peers: Vec::new() }
+        Sequencer {
+            ids: IdGenerator::new(floor),
+            peers: Vec::new(),
+        }
     }
 
     pub(super) fn connect(
@@ -35,7 +38,12 @@ impl Sequencer {
         frames: rtrb::Producer<Arc<Sequenced>>,
         replies: rtrb::Producer<Reply>,
     ) {
-        self.peers.push(Peer { worker, requests, frames, replies });
+        self.peers.push(Peer {
+            worker,
+            requests,
+            frames,
+            replies,
+        });
     }
 
     /// The newest id issued so far.
@@ -50,7 +58,12 @@ impl Sequencer {
     /// Sequence a batch: all of it or (if some worker's ring lacks room) none of it. On success
     /// every other worker's ring holds the frames and the returned list is for the local worker.
     /// Returns the workers to wake through `woken`.
-    pub fn sequence(&mut self, events: Vec<NewEvent>, now_ms: u64, woken: &mut Vec<usize>) -> Option<Vec<Arc<Sequenced>>> {
+    pub fn sequence(
+        &mut self,
+        events: Vec<NewEvent>,
+        now_ms: u64,
+        woken: &mut Vec<usize>,
+    ) -> Option<Vec<Arc<Sequenced>>> {
         let n = events.len();
         if self.peers.iter().any(|p| p.frames.slots() < n) {
             return None;
@@ -60,8 +73,15 @@ impl Sequencer {
             let id = self.ids.next(now_ms);
             // Event types are validated when the request is read; a frame that still fails to
             // encode is skipped rather than taking the worker down.
-            let Ok(frame) = encode_published(id, &ev.event_type, &ev.data) else { continue };
-            let seq = Arc::new(Sequenced { id, channels: ev.channels.into_boxed_slice(), frame: frame.into_bytes(), at_ms: now_ms });
+            let Ok(frame) = encode_published(id, &ev.event_type, &ev.data) else {
+                continue;
+            };
+            let seq = Arc::new(Sequenced {
+                id,
+                channels: ev.channels.into_boxed_slice(),
+                frame: frame.into_bytes(),
+                at_ms: now_ms,
+            });
             for peer in &mut self.peers {
                 // Room was checked above and only this thread pushes.
                 let _ = peer.frames.push(Arc::clone(&seq));
@@ -79,8 +99,7 @@ impl Sequencer {
     pub fn serve_peers(&mut self, now_ms: u64, woken: &mut Vec<usize>) -> Vec<Arc<Sequenced>> {
         let mut local = Vec::new();
         for i in 0..self.peers.len() {
-            loop {
-                let Some(peer) = self.peers.get_mut(i) else { break };
+            while let Some(peer) = self.peers.get_mut(i) {
                 // A reply must have room before its request is taken.
                 if peer.replies.slots() == 0 {
                     break;

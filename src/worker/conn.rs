@@ -55,7 +55,10 @@ impl ConnKey {
         (u64::from(self.generation) << 32) | u64::from(self.index)
     }
     pub fn from_token(token: u64) -> ConnKey {
-        ConnKey { index: token as u32, generation: (token >> 32) as u32 }
+        ConnKey {
+            index: token as u32,
+            generation: (token >> 32) as u32,
+        }
     }
 }
 
@@ -80,11 +83,20 @@ impl Conns {
             if let Some(entry) = self.entries.get_mut(index as usize) {
                 entry.generation = entry.generation.wrapping_add(1);
                 entry.slot = Some(slot);
-                return ConnKey { index, generation: entry.generation };
+                return ConnKey {
+                    index,
+                    generation: entry.generation,
+                };
             }
         }
-        self.entries.push(Entry { generation: 0, slot: Some(slot) });
-        ConnKey { index: (self.entries.len() - 1) as u32, generation: 0 }
+        self.entries.push(Entry {
+            generation: 0,
+            slot: Some(slot),
+        });
+        ConnKey {
+            index: (self.entries.len() - 1) as u32,
+            generation: 0,
+        }
     }
 
     pub fn get(&self, key: ConnKey) -> Option<&ConnSlot> {
@@ -104,12 +116,18 @@ impl Conns {
     /// The live slot at `index`, whatever its generation (channel subscriber lists hold indices).
     pub fn at_mut(&mut self, index: u32) -> Option<(ConnKey, &mut ConnSlot)> {
         let entry = self.entries.get_mut(index as usize)?;
-        let key = ConnKey { index, generation: entry.generation };
+        let key = ConnKey {
+            index,
+            generation: entry.generation,
+        };
         entry.slot.as_mut().map(|s| (key, s))
     }
 
     pub fn remove(&mut self, key: ConnKey) -> Option<ConnSlot> {
-        let entry = self.entries.get_mut(key.index as usize).filter(|e| e.generation == key.generation)?;
+        let entry = self
+            .entries
+            .get_mut(key.index as usize)
+            .filter(|e| e.generation == key.generation)?;
         let slot = entry.slot.take()?;
         self.free.push(key.index);
         self.len -= 1;
@@ -126,7 +144,10 @@ impl Conns {
             .iter()
             .enumerate()
             .filter(|(_, e)| e.slot.is_some())
-            .map(|(i, e)| ConnKey { index: i as u32, generation: e.generation })
+            .map(|(i, e)| ConnKey {
+                index: i as u32,
+                generation: e.generation,
+            })
     }
 
     /// Visit every live slot.
@@ -134,7 +155,13 @@ impl Conns {
         for (i, e) in self.entries.iter_mut().enumerate() {
             let generation = e.generation;
             if let Some(slot) = e.slot.as_mut() {
-                f(ConnKey { index: i as u32, generation }, slot);
+                f(
+                    ConnKey {
+                        index: i as u32,
+                        generation,
+                    },
+                    slot,
+                );
             }
         }
     }

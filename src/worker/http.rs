@@ -12,7 +12,9 @@ use super::publish::parse_publish;
 use super::subscribe::parse_subscription;
 use super::{Resume, Worker};
 use crate::channel::ChannelIdx;
-use crate::http::parse::{find_header, BodyKind, Head, HeadLimits, Header, Method, Parsed, DEFAULT_MAX_URI_BYTES};
+use crate::http::parse::{
+    find_header, BodyKind, Head, HeadLimits, Header, Method, Parsed, DEFAULT_MAX_URI_BYTES,
+};
 use crate::http::response::{http_error, json_error, response, CONTINUE};
 use crate::http::{check_length, parse_head, parse_target, ChunkedDecoder, HttpError};
 use crate::metrics::WorkerMetrics;
@@ -31,7 +33,10 @@ X-Accel-Buffering: no\r\n\r\n";
 const RETRY_AFTER_SECS: u32 = 5;
 
 pub(super) async fn reject_at_capacity(mut stream: TcpStream) {
-    let err = HttpError::ServiceUnavailable { message: "Server at capacity", retry_after_secs: RETRY_AFTER_SECS };
+    let err = HttpError::ServiceUnavailable {
+        message: "Server at capacity",
+        retry_after_secs: RETRY_AFTER_SECS,
+    };
     let _ = stream.write_all(http_error(&err, false)).await;
 }
 
@@ -40,7 +45,10 @@ enum Next {
     /// Read the next request (keep-alive).
     KeepAlive,
     Close,
-    Subscribe { channels: Box<[ChannelIdx]>, resume: Resume },
+    Subscribe {
+        channels: Box<[ChannelIdx]>,
+        resume: Resume,
+    },
 }
 
 /// Why reading a request stopped.
@@ -66,7 +74,16 @@ pub(super) async fn serve_connection(worker: Rc<Worker>, mut stream: TcpStream) 
     let mut first = true;
     loop {
         let (hs, timed_out) = worker.handshake_begin(fd, !first && buf.is_empty());
-        let next = serve_one(&worker, &mut stream, &mut buf, &mut headers, &limits, &timed_out, first).await;
+        let next = serve_one(
+            &worker,
+            &mut stream,
+            &mut buf,
+            &mut headers,
+            &limits,
+            &timed_out,
+            first,
+        )
+        .await;
         worker.handshake_end(hs);
         first = false;
         match next {
@@ -137,7 +154,9 @@ async fn serve_one(
                 (Err(_), _) => Next::Close,
             }
         }
-        ("/events/publish", Method::Post) => publish(worker, stream, buf, headers, &head, keep_alive).await,
+        ("/events/publish", Method::Post) => {
+            publish(worker, stream, buf, headers, &head, keep_alive).await
+        }
         _ => {
             let resp = route_without_body(worker, route, keep_alive);
             buf.drain(..head.len.min(buf.len()));
@@ -151,19 +170,38 @@ async fn serve_one(
 
 /// Answers that need no body: health, metrics, 404, 405.
 fn route_without_body(worker: &Worker, route: (&str, Method), keep_alive: bool) -> Vec<u8> {
-    let not_allowed = |allow: &'static str| http_error(&HttpError::MethodNotAllowed { allow }, keep_alive);
+    let not_allowed =
+        |allow: &'static str| http_error(&HttpError::MethodNotAllowed { allow }, keep_alive);
     match route {
         ("/healthz", Method::Get | Method::Head) => {
             if worker.is_draining() {
-                response(503, "application/json", &[("Retry-After", "5")], br#"{"status":"draining"}"#, keep_alive)
+                response(
+                    503,
+                    "application/json",
+                    &[("Retry-After", "5")],
+                    br#"{"status":"draining"}"#,
+                    keep_alive,
+                )
             } else {
-                response(200, "application/json", &[], br#"{"status":"ok"}"#, keep_alive)
+                response(
+                    200,
+                    "application/json",
+                    &[],
+                    br#"{"status":"ok"}"#,
+                    keep_alive,
+                )
             }
         }
         ("/healthz", _) => not_allowed("GET, HEAD"),
         ("/metrics", Method::Get | Method::Head) => {
             let text = WorkerMetrics::render(&worker.shared.metrics);
-            response(200, "text/plain; version=0.0.4; charset=utf-8", &[], text.as_bytes(), keep_alive)
+            response(
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                &[],
+                text.as_bytes(),
+                keep_alive,
+            )
         }
         ("/metrics", _) => not_allowed("GET, HEAD"),
         ("/events/stream", _) => not_allowed("GET"),
@@ -185,7 +223,11 @@ async fn refuse(stream: &mut TcpStream, metrics: &WorkerMetrics, fail: ReadFail)
 }
 
 /// Read more bytes onto the end of `buf`; Ok(0) means end of stream.
-async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>, want: usize) -> std::io::Result<usize> {
+async fn read_more(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    want: usize,
+) -> std::io::Result<usize> {
     if buf.capacity() - buf.len() < 512 {
         buf.reserve(want.clamp(1024, 64 * 1024));
     }
@@ -216,14 +258,20 @@ async fn read_head(
             _ => {
                 // A timeout on a request that has begun (or on a new connection) gets 408.
                 let begun = first || !buf.is_empty();
-                return Err(if timed_out.get() && begun { ReadFail::Refuse(HttpError::HeadTimeout) } else { ReadFail::Gone });
+                return Err(if timed_out.get() && begun {
+                    ReadFail::Refuse(HttpError::HeadTimeout)
+                } else {
+                    ReadFail::Gone
+                });
             }
         }
     }
 }
 
 fn is_json(content_type: Option<&[u8]>) -> bool {
-    let Some(value) = content_type else { return false };
+    let Some(value) = content_type else {
+        return false;
+    };
     let media = value.split(|&b| b == b';').next().unwrap_or_default();
     media.trim_ascii().eq_ignore_ascii_case(b"application/json")
 }
@@ -239,10 +287,13 @@ async fn publish(
     let metrics = &worker.metrics;
     let max_body = usize::try_from(worker.config().max_body_bytes).unwrap_or(usize::MAX);
     if !is_json(find_header(buf, headers, "content-type")) {
-        let err = HttpError::UnsupportedMediaType { expected: "application/json" };
+        let err = HttpError::UnsupportedMediaType {
+            expected: "application/json",
+        };
         return refuse(stream, metrics, ReadFail::Refuse(err)).await;
     }
-    let expects_continue = find_header(buf, headers, "expect").is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
+    let expects_continue = find_header(buf, headers, "expect")
+        .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
     let (body, consumed) = match read_body(stream, buf, head, max_body, expects_continue).await {
         Ok(b) => b,
         Err(fail) => return refuse(stream, metrics, fail).await,
@@ -268,7 +319,10 @@ async fn publish(
         }
         None => {
             metrics.publish_rejected_total.inc();
-            let err = HttpError::ServiceUnavailable { message: "Server busy: event queues are full", retry_after_secs: 1 };
+            let err = HttpError::ServiceUnavailable {
+                message: "Server busy: event queues are full",
+                retry_after_secs: 1,
+            };
             http_error(&err, keep_alive)
         }
     };

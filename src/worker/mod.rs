@@ -41,6 +41,9 @@ const MAX_FRAMES_PER_WRITE: usize = 256;
 /// Stop adding frames to one writev after this many bytes.
 const MAX_BYTES_PER_WRITE: usize = 256 * 1024;
 
+/// How often the sweep runs: the resolution of heartbeats and timeouts.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+
 /// State every worker reads, set up once by the server.
 #[derive(Debug)]
 pub struct Shared {
@@ -72,7 +75,7 @@ struct Handshakes {
 
 struct HandshakeEntry {
     fd: RawFd,
-    since_secs: u32,
+    since_ms: u64,
     timed_out: Rc<Cell<bool>>,
     idle_keepalive: bool,
 }
@@ -151,6 +154,11 @@ impl Worker {
         u32::try_from(self.started.elapsed().as_secs()).unwrap_or(u32::MAX)
     }
 
+    /// Milliseconds since this worker started.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     // ----- accepting ------------------------------------------------------------------------
 
     async fn accept_loop(self: Rc<Self>, listener: monoio::net::TcpListener) {
@@ -177,7 +185,9 @@ impl Worker {
                     self.metrics.accept_errors_total.inc();
                     // EMFILE/ENFILE/ENOBUFS/ENOMEM: back off instead of spinning on a full table.
                     let pause = match e.raw_os_error() {
-                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => Duration::from_millis(100),
+                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                            Duration::from_millis(100)
+                        }
                         _ => Duration::from_millis(5),
                     };
                     monoio::select! {
@@ -199,7 +209,12 @@ impl Worker {
 
     fn handshake_begin(&self, fd: RawFd, idle_keepalive: bool) -> (usize, Rc<Cell<bool>>) {
         let timed_out = Rc::new(Cell::new(false));
-        let entry = HandshakeEntry { fd, since_secs: self.now_secs(), timed_out: Rc::clone(&timed_out), idle_keepalive };
+        let entry = HandshakeEntry {
+            fd,
+            since_ms: self.now_ms(),
+            timed_out: Rc::clone(&timed_out),
+            idle_keepalive,
+        };
         let mut st = self.state.borrow_mut();
         let hs = &mut st.handshakes;
         let id = match hs.free.pop() {
@@ -244,7 +259,10 @@ impl Worker {
                 let bus = self.bus.borrow();
                 let Some(door) = bus.doorbell() else { return };
                 door.arm();
-                if bus.has_input() || (self.shared.draining.load(Ordering::SeqCst) && !self.state.borrow().draining) {
+                if bus.has_input()
+                    || (self.shared.draining.load(Ordering::SeqCst)
+                        && !self.state.borrow().draining)
+                {
                     door.disarm();
                     continue;
                 }
@@ -271,7 +289,9 @@ impl Worker {
             if let Some(seq) = bus.sequencer.as_mut() {
                 let before = frames.len();
                 frames.extend(seq.serve_peers(unix_ms_now(), &mut woken));
-                self.metrics.events_published_total.add((frames.len() - before) as u64);
+                self.metrics
+                    .events_published_total
+                    .add((frames.len() - before) as u64);
             }
             if let Some(link) = bus.link.as_mut() {
                 while let Ok(reply) = link.replies.pop() {
@@ -301,7 +321,10 @@ impl Worker {
             let done = {
                 let mut bus = self.bus.borrow_mut();
                 let mut woken = Vec::new();
-                let done = bus.sequencer.as_mut().and_then(|seq| seq.sequence(events, unix_ms_now(), &mut woken));
+                let done = bus
+                    .sequencer
+                    .as_mut()
+                    .and_then(|seq| seq.sequence(events, unix_ms_now(), &mut woken));
                 ring(&bus, &woken);
                 done
             }?;
@@ -318,7 +341,11 @@ impl Worker {
         {
             let mut bus = self.bus.borrow_mut();
             let link = bus.link.as_mut()?;
-            if link.requests.push(PublishRequest { token, events }).is_err() {
+            if link
+                .requests
+                .push(PublishRequest { token, events })
+                .is_err()
+            {
                 return None;
             }
             ring(&bus, &[0]);
@@ -337,15 +364,30 @@ impl Worker {
         let mut to_start = Vec::new();
         {
             let mut st = self.state.borrow_mut();
-            let State { conns, channels, newest, draining, .. } = &mut *st;
+            let State {
+                conns,
+                channels,
+                newest,
+                draining,
+                ..
+            } = &mut *st;
             *newest = (*newest).max(seq.id);
             for name in seq.channels.iter() {
                 let idx = channels.find_or_create(name);
-                channels.append(idx, crate::channel::Entry { id: seq.id, frame: Rc::clone(&frame), at_ms: seq.at_ms });
+                channels.append(
+                    idx,
+                    crate::channel::Entry {
+                        id: seq.id,
+                        frame: Rc::clone(&frame),
+                        at_ms: seq.at_ms,
+                    },
+                );
                 if *draining {
                     continue;
                 }
-                let Some(ch) = channels.get(idx) else { continue };
+                let Some(ch) = channels.get(idx) else {
+                    continue;
+                };
                 for &sub in &ch.subscribers {
                     if let Some((key, slot)) = conns.at_mut(sub) {
                         if slot.flags & (WRITING | CLOSING) == 0 {
@@ -371,12 +413,25 @@ impl Worker {
     /// Resolve a subscription's channels and where its stream starts. A resume id that cannot be
     /// served exactly yields the `reset` frame to send first; the stream then continues with
     /// everything retained after the id (or everything retained, when the id is unusable).
-    fn plan_subscription(&self, sub: &subscribe::Subscription) -> (Box<[ChannelIdx]>, Resume, Option<Frame>) {
+    fn plan_subscription(
+        &self,
+        sub: &subscribe::Subscription,
+    ) -> (Box<[ChannelIdx]>, Resume, Option<Frame>) {
         let mut st = self.state.borrow_mut();
-        let chans: Box<[ChannelIdx]> = sub.channels.iter().map(|n| st.channels.find_or_create(n)).collect();
+        let chans: Box<[ChannelIdx]> = sub
+            .channels
+            .iter()
+            .map(|n| st.channels.find_or_create(n))
+            .collect();
         let newest = st.newest;
-        let live = Resume { cursor: newest, joined: newest, acknowledged_floor: EventId::ZERO };
-        let Some(raw) = sub.last_event_id.as_deref() else { return (chans, live, None) };
+        let live = Resume {
+            cursor: newest,
+            joined: newest,
+            acknowledged_floor: EventId::ZERO,
+        };
+        let Some(raw) = sub.last_event_id.as_deref() else {
+            return (chans, live, None);
+        };
         self.metrics.replays_total.inc();
         let floor = st.channels.floor_of(&chans);
         let (reason, cursor) = match crate::sse::id::parse(raw.as_bytes()) {
@@ -387,16 +442,33 @@ impl Worker {
             Ok(id) => (None, id),
         };
         let Some(reason) = reason else {
-            return (chans, Resume { cursor, joined: newest, acknowledged_floor: EventId::ZERO }, None);
+            return (
+                chans,
+                Resume {
+                    cursor,
+                    joined: newest,
+                    acknowledged_floor: EventId::ZERO,
+                },
+                None,
+            );
         };
         self.metrics.resets_total.inc();
-        let resume = Resume { cursor, joined: newest, acknowledged_floor: floor };
+        let resume = Resume {
+            cursor,
+            joined: newest,
+            acknowledged_floor: floor,
+        };
         (chans, resume, Some(encode::reset(reason, raw)))
     }
 
     /// Make `stream` (whose response head is written) a subscriber slot; returns false if the
     /// worker is draining and the stream was closed instead.
-    fn adopt_subscriber(self: &Rc<Self>, stream: TcpStream, channels: Box<[ChannelIdx]>, start: Resume) {
+    fn adopt_subscriber(
+        self: &Rc<Self>,
+        stream: TcpStream,
+        channels: Box<[ChannelIdx]>,
+        start: Resume,
+    ) {
         use std::os::fd::AsRawFd;
         let fd = stream.as_raw_fd();
         let key = {
@@ -412,7 +484,9 @@ impl Worker {
                 joined: start.joined,
                 acknowledged_floor: start.acknowledged_floor,
             };
-            let State { conns, channels, .. } = &mut *st;
+            let State {
+                conns, channels, ..
+            } = &mut *st;
             let chans = slot.channels.clone();
             let key = conns.insert(slot);
             for c in chans.iter() {
@@ -439,13 +513,17 @@ impl Worker {
     /// Drop a subscriber now, or as soon as its writer lets go of the stream.
     fn close_subscriber(&self, key: ConnKey) {
         let mut st = self.state.borrow_mut();
-        let Some(slot) = st.conns.get_mut(key) else { return };
+        let Some(slot) = st.conns.get_mut(key) else {
+            return;
+        };
         if slot.has(WRITING) {
             slot.flags |= CLOSING;
             sys::shutdown(slot.fd, true, true);
             return;
         }
-        let Some(slot) = st.conns.remove(key) else { return };
+        let Some(slot) = st.conns.remove(key) else {
+            return;
+        };
         for c in slot.channels.iter() {
             if let Some(ch) = st.channels.get_mut(*c) {
                 if let Some(pos) = ch.subscribers.iter().position(|&s| s == key.index) {
@@ -463,11 +541,15 @@ impl Worker {
     fn start_writer(self: &Rc<Self>, key: ConnKey) {
         let mut st = self.state.borrow_mut();
         let now = self.now_secs();
-        let Some(slot) = st.conns.get_mut(key) else { return };
+        let Some(slot) = st.conns.get_mut(key) else {
+            return;
+        };
         if slot.has(WRITING) {
             return;
         }
-        let Some(stream) = slot.stream.take() else { return };
+        let Some(stream) = slot.stream.take() else {
+            return;
+        };
         slot.flags |= WRITING;
         slot.last_write_secs = now;
         drop(st);
@@ -538,8 +620,12 @@ impl Worker {
     /// channels), else a heartbeat; the shutdown event when draining.
     fn collect(&self, key: ConnKey, batch: &mut FrameVec) -> Due {
         let mut st = self.state.borrow_mut();
-        let State { conns, channels, .. } = &mut *st;
-        let Some(slot) = conns.get_mut(key) else { return Due::Close };
+        let State {
+            conns, channels, ..
+        } = &mut *st;
+        let Some(slot) = conns.get_mut(key) else {
+            return Due::Close;
+        };
         if slot.has(CLOSING) {
             return Due::Close;
         }
@@ -551,10 +637,16 @@ impl Worker {
             return Due::Close;
         }
         let mut last_id = slot.cursor;
-        let got = channels.collect_after(&slot.channels, slot.cursor, MAX_FRAMES_PER_WRITE, MAX_BYTES_PER_WRITE, |id, frame| {
-            batch.push_shared(Rc::clone(frame));
-            last_id = id;
-        });
+        let got = channels.collect_after(
+            &slot.channels,
+            slot.cursor,
+            MAX_FRAMES_PER_WRITE,
+            MAX_BYTES_PER_WRITE,
+            |id, frame| {
+                batch.push_shared(Rc::clone(frame));
+                last_id = id;
+            },
+        );
         slot.cursor = last_id;
         if got.frames > 0 {
             self.metrics.deliveries_total.add(got.frames as u64);
@@ -582,7 +674,9 @@ impl Worker {
     // ----- hang-ups ---------------------------------------------------------------------------
 
     async fn hangup_loop(self: Rc<Self>) {
-        let Ok(handle) = self.epoll.watch_handle() else { return };
+        let Ok(handle) = self.epoll.watch_handle() else {
+            return;
+        };
         let mut ready = Vec::new();
         loop {
             let woke = monoio::select! {
@@ -614,7 +708,7 @@ impl Worker {
     // ----- the sweep ----------------------------------------------------------------------------
 
     async fn sweep_loop(self: Rc<Self>) {
-        let mut ticks = monoio::time::interval(Duration::from_millis(500));
+        let mut ticks = monoio::time::interval(SWEEP_INTERVAL);
         loop {
             monoio::select! {
                 _ = ticks.tick() => {},
@@ -630,8 +724,9 @@ impl Worker {
         let config = self.config();
         let heartbeat = u32::try_from(config.heartbeat_secs).unwrap_or(u32::MAX);
         let write_timeout = u32::try_from(config.write_timeout_secs).unwrap_or(u32::MAX);
-        let handshake_timeout = u32::try_from(config.handshake_timeout_secs).unwrap_or(u32::MAX);
-        let keepalive_timeout = u32::try_from(config.keepalive_timeout_secs).unwrap_or(u32::MAX);
+        let handshake_timeout_ms = config.handshake_timeout_secs.saturating_mul(1000);
+        let keepalive_timeout_ms = config.keepalive_timeout_secs.saturating_mul(1000);
+        let now_ms = self.now_ms();
         let mut due = Vec::new();
         let mut stalled = Vec::new();
         {
@@ -648,8 +743,12 @@ impl Worker {
                 }
             });
             for e in st.handshakes.entries.iter().flatten() {
-                let limit = if e.idle_keepalive { keepalive_timeout } else { handshake_timeout };
-                if !e.timed_out.get() && now.saturating_sub(e.since_secs) >= limit {
+                let limit = if e.idle_keepalive {
+                    keepalive_timeout_ms
+                } else {
+                    handshake_timeout_ms
+                };
+                if !e.timed_out.get() && now_ms.saturating_sub(e.since_ms) >= limit {
                     e.timed_out.set(true);
                     // The pending read then ends (EOF) and the connection task answers 408.
                     sys::shutdown(e.fd, true, false);
@@ -759,13 +858,15 @@ impl PendingReply {
     }
 
     async fn wait(&self) -> Outcome {
-        std::future::poll_fn(|cx: &mut Context<'_>| match self.outcome.borrow_mut().take() {
-            Some(o) => Poll::Ready(o),
-            None => {
-                *self.waker.borrow_mut() = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        })
+        std::future::poll_fn(
+            |cx: &mut Context<'_>| match self.outcome.borrow_mut().take() {
+                Some(o) => Poll::Ready(o),
+                None => {
+                    *self.waker.borrow_mut() = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            },
+        )
         .await
     }
 }
@@ -807,4 +908,3 @@ impl Future for SignalWait<'_> {
         Poll::Pending
     }
 }
-

@@ -35,7 +35,8 @@ pub fn parse_publish(body: &[u8]) -> Result<Published, String> {
     let text = std::str::from_utf8(body).map_err(|_| "body is not UTF-8".to_string())?;
     let trimmed = text.trim_start_matches([' ', '\t', '\r', '\n']);
     if trimmed.starts_with('[') {
-        let items: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+        let items: Vec<&RawValue> =
+            serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
         if items.is_empty() {
             return Err("batch is empty".into());
         }
@@ -47,9 +48,15 @@ pub fn parse_publish(body: &[u8]) -> Result<Published, String> {
             .enumerate()
             .map(|(i, raw)| one_event(raw.get()).map_err(|e| format!("event {i}: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Published { events, batch: true })
+        Ok(Published {
+            events,
+            batch: true,
+        })
     } else {
-        Ok(Published { events: vec![one_event(text)?], batch: false })
+        Ok(Published {
+            events: vec![one_event(text)?],
+            batch: false,
+        })
     }
 }
 
@@ -63,7 +70,9 @@ pub struct Published {
 fn one_event(text: &str) -> Result<NewEvent, String> {
     let wire: Wire<'_> = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
     let mut channels: Vec<String> = match (wire.channel, wire.channels) {
-        (Some(_), Some(_)) => return Err("give either \"channel\" or \"channels\", not both".into()),
+        (Some(_), Some(_)) => {
+            return Err("give either \"channel\" or \"channels\", not both".into())
+        }
         (Some(one), None) => vec![one.into_owned()],
         (None, Some(many)) => many,
         (None, None) => return Err("\"channel\" or \"channels\" is required".into()),
@@ -79,18 +88,31 @@ fn one_event(text: &str) -> Result<NewEvent, String> {
     }
     channels.sort_unstable();
     channels.dedup();
-    let event_type = wire.event_type.map_or_else(|| DEFAULT_EVENT_TYPE.to_string(), |t| t.into_owned());
+    let event_type = wire
+        .event_type
+        .map_or_else(|| DEFAULT_EVENT_TYPE.to_string(), |t| t.into_owned());
     if event_type.is_empty() {
         return Err("\"eventType\" is empty".into());
     }
     if event_type.len() > MAX_EVENT_TYPE_BYTES {
-        return Err(format!("\"eventType\" is longer than {MAX_EVENT_TYPE_BYTES} bytes"));
+        return Err(format!(
+            "\"eventType\" is longer than {MAX_EVENT_TYPE_BYTES} bytes"
+        ));
     }
-    if event_type.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+    if event_type
+        .bytes()
+        .any(|b| b == b'\r' || b == b'\n' || b == 0)
+    {
         return Err("\"eventType\" contains a line break or NUL".into());
     }
-    let data = wire.data.ok_or_else(|| "\"data\" is required".to_string())?;
-    Ok(NewEvent { channels, event_type, data: compact_json(data.get()) })
+    let data = wire
+        .data
+        .ok_or_else(|| "\"data\" is required".to_string())?;
+    Ok(NewEvent {
+        channels,
+        event_type,
+        data: compact_json(data.get()),
+    })
 }
 
 /// Remove the insignificant whitespace of valid JSON text, keeping everything else (key order,
@@ -133,18 +155,58 @@ mod tests {
     #[test]
     fn well_formed_bodies() {
         let rows: &[(&str, &[&str], &str, &str, bool)] = &[
-            (r#"{"channel":"news","eventType":"update","data":{"a":1}}"#, &["news"], "update", r#"{"a":1}"#, false),
-            (r#"{"channel":"news","data":"x"}"#, &["news"], "message", r#""x""#, false),
-            (r#"{"channels":["b","a","b"],"data":null}"#, &["a", "b"], "message", "null", false),
-            ("{ \"channel\" : \"n\",\n \"data\" : { \"k\" : [1, 2.50, \"a b\\n\"] } }", &["n"], "message", r#"{"k":[1,2.50,"a b\n"]}"#, false),
-            (r#"[{"channel":"x","data":1}]"#, &["x"], "message", "1", true),
-            (r#"{"data":{"z":1,"a":2},"channel":"o"}"#, &["o"], "message", r#"{"z":1,"a":2}"#, false),
+            (
+                r#"{"channel":"news","eventType":"update","data":{"a":1}}"#,
+                &["news"],
+                "update",
+                r#"{"a":1}"#,
+                false,
+            ),
+            (
+                r#"{"channel":"news","data":"x"}"#,
+                &["news"],
+                "message",
+                r#""x""#,
+                false,
+            ),
+            (
+                r#"{"channels":["b","a","b"],"data":null}"#,
+                &["a", "b"],
+                "message",
+                "null",
+                false,
+            ),
+            (
+                "{ \"channel\" : \"n\",\n \"data\" : { \"k\" : [1, 2.50, \"a b\\n\"] } }",
+                &["n"],
+                "message",
+                r#"{"k":[1,2.50,"a b\n"]}"#,
+                false,
+            ),
+            (
+                r#"[{"channel":"x","data":1}]"#,
+                &["x"],
+                "message",
+                "1",
+                true,
+            ),
+            (
+                r#"{"data":{"z":1,"a":2},"channel":"o"}"#,
+                &["o"],
+                "message",
+                r#"{"z":1,"a":2}"#,
+                false,
+            ),
         ];
         for (body, channels, event_type, data, batch) in rows {
             let p = ok(body);
             assert_eq!(p.batch, *batch, "{body}");
             let ev = &p.events[0];
-            assert_eq!(ev.channels, channels.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "{body}");
+            assert_eq!(
+                ev.channels,
+                channels.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                "{body}"
+            );
             assert_eq!(ev.event_type, *event_type, "{body}");
             assert_eq!(ev.data, *data, "{body}");
         }
@@ -152,7 +214,10 @@ mod tests {
 
     #[test]
     fn malformed_bodies() {
-        let long_type = format!(r#"{{"channel":"a","eventType":"{}","data":1}}"#, "t".repeat(201));
+        let long_type = format!(
+            r#"{{"channel":"a","eventType":"{}","data":1}}"#,
+            "t".repeat(201)
+        );
         let rows: Vec<&str> = vec![
             "",
             "{",
@@ -178,7 +243,10 @@ mod tests {
             assert!(parse_publish(body.as_bytes()).is_err(), "accepted: {body}");
         }
         assert!(parse_publish(b"\xff\xfe").is_err());
-        let too_many = format!("[{}]", vec![r#"{"channel":"a","data":1}"#; MAX_BATCH_EVENTS + 1].join(","));
+        let too_many = format!(
+            "[{}]",
+            vec![r#"{"channel":"a","data":1}"#; MAX_BATCH_EVENTS + 1].join(",")
+        );
         assert!(parse_publish(too_many.as_bytes()).is_err());
     }
 }

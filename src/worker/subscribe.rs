@@ -18,7 +18,11 @@ pub struct Subscription {
 }
 
 /// `channels=a,b` (also repeated `channels=` parameters); no channels means [`DEFAULT_CHANNEL`].
-pub fn parse_subscription(target: &Target, last_event_id_header: Option<&[u8]>, max_channels: usize) -> Result<Subscription, String> {
+pub fn parse_subscription(
+    target: &Target,
+    last_event_id_header: Option<&[u8]>,
+    max_channels: usize,
+) -> Result<Subscription, String> {
     let mut channels: Vec<String> = Vec::new();
     for value in target.params("channels") {
         for name in value.split(',') {
@@ -47,7 +51,10 @@ pub fn parse_subscription(target: &Target, last_event_id_header: Option<&[u8]>, 
             .filter(|v| !v.is_empty())
             .map(str::to_string)
     });
-    Ok(Subscription { channels, last_event_id })
+    Ok(Subscription {
+        channels,
+        last_event_id,
+    })
 }
 
 #[cfg(test)]
@@ -62,17 +69,48 @@ mod tests {
 
     #[test]
     fn rows() {
-        let ok: &[(&str, Option<&str>, &[&str], Option<&str>)] = &[
+        type Row<'a> = (&'a str, Option<&'a str>, &'a [&'a str], Option<&'a str>);
+        let ok: &[Row] = &[
             ("/events/stream", None, &["default"], None),
             ("/events/stream?channels=a,b", None, &["a", "b"], None),
-            ("/events/stream?channels=a&channels=b,a", None, &["a", "b"], None),
+            (
+                "/events/stream?channels=a&channels=b,a",
+                None,
+                &["a", "b"],
+                None,
+            ),
             ("/events/stream?channels=a%2Cb", None, &["a", "b"], None),
-            ("/events/stream?channels=a&lastEventId=1-0", None, &["a"], Some("1-0")),
-            ("/events/stream?last_event_id=2-0", None, &["default"], Some("2-0")),
-            ("/events/stream?lastEventID=3-0", None, &["default"], Some("3-0")),
-            ("/events/stream?lastEventId=3-0", Some("9-9"), &["default"], Some("9-9")),
+            (
+                "/events/stream?channels=a&lastEventId=1-0",
+                None,
+                &["a"],
+                Some("1-0"),
+            ),
+            (
+                "/events/stream?last_event_id=2-0",
+                None,
+                &["default"],
+                Some("2-0"),
+            ),
+            (
+                "/events/stream?lastEventID=3-0",
+                None,
+                &["default"],
+                Some("3-0"),
+            ),
+            (
+                "/events/stream?lastEventId=3-0",
+                Some("9-9"),
+                &["default"],
+                Some("9-9"),
+            ),
             ("/events/stream?lastEventId=", None, &["default"], None),
-            ("/events/stream?lastEventId=junk", None, &["default"], Some("junk")),
+            (
+                "/events/stream?lastEventId=junk",
+                None,
+                &["default"],
+                Some("junk"),
+            ),
         ];
         for (target, header, channels, id) in ok {
             let s = sub(target, *header).unwrap_or_else(|e| panic!("{target}: {e}"));

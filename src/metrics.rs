@@ -67,7 +67,10 @@ impl Counter {
     #[inline]
     pub fn add(&self, n: u64) {
         // Single writer: load + store is exact and avoids a locked read-modify-write.
-        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
     #[inline]
     pub fn inc(&self) {
@@ -75,7 +78,10 @@ impl Counter {
     }
     #[inline]
     pub fn dec(&self) {
-        self.0.store(self.0.load(Ordering::Relaxed).saturating_sub(1), Ordering::Relaxed);
+        self.0.store(
+            self.0.load(Ordering::Relaxed).saturating_sub(1),
+            Ordering::Relaxed,
+        );
     }
     #[inline]
     pub fn set(&self, v: u64) {
@@ -101,8 +107,17 @@ mod tests {
         b.connections.set(5);
         let text = WorkerMetrics::render(&[a, b]);
         assert!(text.contains("pushcore_deliveries_total 7\n"), "{text}");
-        assert!(text.contains("pushcore_connections{worker=\"0\"} 2\n"), "{text}");
-        assert!(text.contains("pushcore_connections{worker=\"1\"} 5\n"), "{text}");
-        assert!(text.contains("# TYPE pushcore_resets_total counter\n"), "{text}");
+        assert!(
+            text.contains("pushcore_connections{worker=\"0\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pushcore_connections{worker=\"1\"} 5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE pushcore_resets_total counter\n"),
+            "{text}"
+        );
     }
 }

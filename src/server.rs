@@ -41,7 +41,9 @@ impl Server {
             listeners.push(listener(local_addr)?);
         }
         let boot = EventId::new(unix_ms_now(), 0);
-        let metrics: Vec<Arc<WorkerMetrics>> = (0..workers).map(|_| Arc::new(WorkerMetrics::default())).collect();
+        let metrics: Vec<Arc<WorkerMetrics>> = (0..workers)
+            .map(|_| Arc::new(WorkerMetrics::default()))
+            .collect();
         let shared = Arc::new(Shared {
             config: config.clone(),
             metrics,
@@ -50,23 +52,36 @@ impl Server {
             boot,
         });
         let endpoints = bus::build(workers, boot)?;
-        let doorbells = endpoints.first().map(|(e, _)| Arc::clone(&e.doorbells)).unwrap_or_else(|| Arc::from(Vec::new()));
+        let doorbells = endpoints
+            .first()
+            .map(|(e, _)| Arc::clone(&e.doorbells))
+            .unwrap_or_else(|| Arc::from(Vec::new()));
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut threads = Vec::with_capacity(workers);
-        for ((index, (endpoint, bell)), listener) in endpoints.into_iter().enumerate().zip(listeners) {
+        for ((index, (endpoint, bell)), listener) in
+            endpoints.into_iter().enumerate().zip(listeners)
+        {
             let shared = Arc::clone(&shared);
-            let pin = (!config.no_pin).then(|| (usize::try_from(config.cpu_base).unwrap_or(0) + index) % cores);
-            let handle = std::thread::Builder::new().name(format!("pushcore-w{index}")).spawn(move || {
-                if let Some(cpu) = pin {
-                    if let Err(e) = sys::pin_to_cpu(cpu) {
-                        eprintln!("pushcore: worker {index}: cannot pin to cpu {cpu}: {e}");
+            let pin = (!config.no_pin)
+                .then(|| (usize::try_from(config.cpu_base).unwrap_or(0) + index) % cores);
+            let handle = std::thread::Builder::new()
+                .name(format!("pushcore-w{index}"))
+                .spawn(move || {
+                    if let Some(cpu) = pin {
+                        if let Err(e) = sys::pin_to_cpu(cpu) {
+                            eprintln!("pushcore: worker {index}: cannot pin to cpu {cpu}: {e}");
+                        }
                     }
-                }
-                worker::run(index, shared, endpoint, bell, listener)
-            })?;
+                    worker::run(index, shared, endpoint, bell, listener)
+                })?;
             threads.push(handle);
         }
-        Ok(Server { shared, doorbells, threads, local_addr })
+        Ok(Server {
+            shared,
+            doorbells,
+            threads,
+            local_addr,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -128,9 +143,15 @@ pub fn serve(config: Config) -> i32 {
             return 1;
         }
     };
-    println!("pushcore listening on http://{} ({workers} workers)", server.local_addr());
+    println!(
+        "pushcore listening on http://{} ({workers} workers)",
+        server.local_addr()
+    );
     let sig = sys::wait_for_termination();
-    eprintln!("pushcore: signal {sig}: draining (up to {}s)", drain_timeout.as_secs());
+    eprintln!(
+        "pushcore: signal {sig}: draining (up to {}s)",
+        drain_timeout.as_secs()
+    );
     server.drain();
     match server.join() {
         Ok(()) => 0,

@@ -21,7 +21,10 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
 
 /// A listening TCP socket with SO_REUSEPORT (each worker binds its own on the same address, and
 /// the kernel spreads new connections across them).
-pub fn reuseport_listener(addr: std::net::SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
+pub fn reuseport_listener(
+    addr: std::net::SocketAddr,
+    backlog: i32,
+) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?;
     socket.set_reuse_address(true)?;
@@ -37,7 +40,10 @@ pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
     // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     if cpu >= libc::CPU_SETSIZE as usize {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "cpu index out of range"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "cpu index out of range",
+        ));
     }
     // SAFETY: cpu < CPU_SETSIZE, checked above.
     unsafe { libc::CPU_SET(cpu, &mut set) };
@@ -48,7 +54,10 @@ pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
 
 /// Raise the soft open-file limit to the hard limit; returns the new soft limit.
 pub fn raise_nofile_limit() -> io::Result<u64> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: `lim` is a valid, writable rlimit.
     cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
     if lim.rlim_cur < lim.rlim_max {
@@ -59,7 +68,12 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
     Ok(lim.rlim_cur)
 }
 
-fn setsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+fn setsockopt_int(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: the option value is a c_int that lives for the call, and its size is passed.
     cvt(unsafe {
         libc::setsockopt(
@@ -98,7 +112,14 @@ pub fn drain_input(fd: RawFd) -> bool {
     let mut scratch = [0u8; 2048];
     for _ in 0..16 {
         // SAFETY: `scratch` is a writable buffer of the length passed; MSG_DONTWAIT never blocks.
-        let n = unsafe { libc::recv(fd, scratch.as_mut_ptr().cast(), scratch.len(), libc::MSG_DONTWAIT) };
+        let n = unsafe {
+            libc::recv(
+                fd,
+                scratch.as_mut_ptr().cast(),
+                scratch.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
         if n == 0 {
             return false;
         }
@@ -144,7 +165,9 @@ impl Epoll {
         // SAFETY: plain syscall; on success it returns a new fd that we own.
         let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         // SAFETY: `fd` was just returned by epoll_create1 and is owned by nobody else.
-        Ok(Epoll { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        Ok(Epoll {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
     }
 
     fn raw(&self) -> RawFd {
@@ -176,7 +199,9 @@ impl Epoll {
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
         loop {
             // SAFETY: `events` has room for BATCH entries; timeout 0 never blocks.
-            let n = cvt(unsafe { libc::epoll_wait(self.raw(), events.as_mut_ptr(), BATCH as libc::c_int, 0) })?;
+            let n = cvt(unsafe {
+                libc::epoll_wait(self.raw(), events.as_mut_ptr(), BATCH as libc::c_int, 0)
+            })?;
             let n = usize::try_from(n).unwrap_or(0).min(BATCH);
             for ev in events.iter().take(n) {
                 let flags = ev.events as libc::c_int;
@@ -263,7 +288,10 @@ impl FrameVec {
         if bytes.is_empty() {
             return;
         }
-        self.iovecs.push(libc::iovec { iov_base: bytes.as_ptr() as *mut libc::c_void, iov_len: bytes.len() });
+        self.iovecs.push(libc::iovec {
+            iov_base: bytes.as_ptr() as *mut libc::c_void,
+            iov_len: bytes.len(),
+        });
         self.remaining += bytes.len();
     }
 
@@ -293,7 +321,9 @@ impl FrameVec {
         written = written.min(self.remaining);
         self.remaining -= written;
         while written > 0 {
-            let Some(iov) = self.iovecs.get_mut(self.first) else { break };
+            let Some(iov) = self.iovecs.get_mut(self.first) else {
+                break;
+            };
             if written >= iov.iov_len {
                 written -= iov.iov_len;
                 iov.iov_len = 0;
@@ -323,7 +353,9 @@ impl FrameVec {
 // count describe `iovecs[first..]`, which are valid, initialised iovec structs.
 unsafe impl monoio::buf::IoVecBuf for FrameVec {
     fn read_iovec_ptr(&self) -> *const libc::iovec {
-        self.iovecs.get(self.first..).map_or(std::ptr::null(), |rest| rest.as_ptr())
+        self.iovecs
+            .get(self.first..)
+            .map_or(std::ptr::null(), |rest| rest.as_ptr())
     }
 
     fn read_iovec_len(&self) -> usize {

@@ -36,7 +36,11 @@ pub struct History {
 
 impl History {
     pub fn new(floor: EventId) -> History {
-        History { entries: VecDeque::new(), bytes: 0, floor }
+        History {
+            entries: VecDeque::new(),
+            bytes: 0,
+            floor,
+        }
     }
 
     pub fn floor(&self) -> EventId {
@@ -122,14 +126,25 @@ mod tests {
     use super::*;
 
     fn entry(ms: u64, len: usize) -> Entry {
-        Entry { id: EventId::new(ms, 0), frame: Rc::new(Bytes::from(vec![b'x'; len])), at_ms: ms }
+        Entry {
+            id: EventId::new(ms, 0),
+            frame: Rc::new(Bytes::from(vec![b'x'; len])),
+            at_ms: ms,
+        }
     }
 
-    const ROOMY: Retention = Retention { max_events: 1000, max_bytes: 1 << 20, max_age_ms: 0 };
+    const ROOMY: Retention = Retention {
+        max_events: 1000,
+        max_bytes: 1 << 20,
+        max_age_ms: 0,
+    };
 
     #[test]
     fn count_limit_evicts_oldest_and_raises_floor() {
-        let r = Retention { max_events: 3, ..ROOMY };
+        let r = Retention {
+            max_events: 3,
+            ..ROOMY
+        };
         let mut h = History::new(EventId::ZERO);
         for ms in 1..=5 {
             h.push(entry(ms, 10), &r);
@@ -142,7 +157,10 @@ mod tests {
 
     #[test]
     fn byte_limit_evicts_until_it_fits() {
-        let r = Retention { max_bytes: 25, ..ROOMY };
+        let r = Retention {
+            max_bytes: 25,
+            ..ROOMY
+        };
         let mut h = History::new(EventId::ZERO);
         for ms in 1..=4 {
             h.push(entry(ms, 10), &r);
@@ -153,7 +171,10 @@ mod tests {
 
     #[test]
     fn an_event_larger_than_the_byte_limit_is_not_retained() {
-        let r = Retention { max_bytes: 5, ..ROOMY };
+        let r = Retention {
+            max_bytes: 5,
+            ..ROOMY
+        };
         let mut h = History::new(EventId::ZERO);
         h.push(entry(7, 10), &r);
         assert!(h.is_empty());
@@ -162,7 +183,10 @@ mod tests {
 
     #[test]
     fn age_limit_expires_old_events() {
-        let r = Retention { max_age_ms: 100, ..ROOMY };
+        let r = Retention {
+            max_age_ms: 100,
+            ..ROOMY
+        };
         let mut h = History::new(EventId::ZERO);
         h.push(entry(1000, 1), &r);
         h.push(entry(1050, 1), &r);

@@ -52,7 +52,13 @@ pub struct Collected {
 
 impl Channels {
     pub fn new(retention: Retention, boot: EventId) -> Channels {
-        Channels { by_name: HashMap::new(), slots: Vec::new(), free: Vec::new(), retention, new_floor: boot }
+        Channels {
+            by_name: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            retention,
+            new_floor: boot,
+        }
     }
 
     pub fn retention(&self) -> &Retention {
@@ -109,7 +115,9 @@ impl Channels {
     pub fn sweep(&mut self, now_ms: u64) {
         let retention = self.retention;
         for idx in 0..self.slots.len() {
-            let Some(Some(ch)) = self.slots.get_mut(idx) else { continue };
+            let Some(Some(ch)) = self.slots.get_mut(idx) else {
+                continue;
+            };
             ch.history.expire(now_ms, &retention);
             if ch.subscribers.is_empty() && ch.history.is_empty() {
                 self.new_floor = self.new_floor.max(ch.history.floor());
@@ -145,7 +153,10 @@ impl Channels {
     /// events and must be disconnected.
     pub fn missed(&self, channels: &[ChannelIdx], cursor: EventId, acknowledged: EventId) -> bool {
         let bar = cursor.max(acknowledged);
-        channels.iter().filter_map(|&c| self.get(c)).any(|c| c.history.floor() > bar)
+        channels
+            .iter()
+            .filter_map(|&c| self.get(c))
+            .any(|c| c.history.floor() > bar)
     }
 
     /// The largest number of retained events newer than `after` in any one of `channels`.
@@ -169,15 +180,25 @@ impl Channels {
         max_bytes: usize,
         mut emit: impl FnMut(EventId, &Rc<Bytes>),
     ) -> Collected {
-        let mut got = Collected { frames: 0, bytes: 0, more: false };
-        let histories: Vec<&History> = channels.iter().filter_map(|&c| self.get(c)).map(|c| &c.history).collect();
+        let mut got = Collected {
+            frames: 0,
+            bytes: 0,
+            more: false,
+        };
+        let histories: Vec<&History> = channels
+            .iter()
+            .filter_map(|&c| self.get(c))
+            .map(|c| &c.history)
+            .collect();
         let mut positions: Vec<usize> = histories.iter().map(|h| h.seek(after)).collect();
         let mut last = after;
         loop {
             // The smallest head among the channels.
             let mut best: Option<(usize, EventId)> = None;
             for (i, h) in histories.iter().enumerate() {
-                let Some(entry) = positions.get(i).and_then(|&p| h.get(p)) else { continue };
+                let Some(entry) = positions.get(i).and_then(|&p| h.get(p)) else {
+                    continue;
+                };
                 if best.is_none_or(|(_, id)| entry.id < id) {
                     best = Some((i, entry.id));
                 }
@@ -189,7 +210,9 @@ impl Channels {
             }
             // Take it once, and step past it in every channel that carries it.
             for (i, h) in histories.iter().enumerate() {
-                let Some(pos) = positions.get_mut(i) else { continue };
+                let Some(pos) = positions.get_mut(i) else {
+                    continue;
+                };
                 if let Some(entry) = h.get(*pos) {
                     if entry.id == id {
                         if id > last {
@@ -211,18 +234,31 @@ impl Channels {
 mod tests {
     use super::*;
 
-    const R: Retention = Retention { max_events: 100, max_bytes: 1 << 20, max_age_ms: 0 };
+    const R: Retention = Retention {
+        max_events: 100,
+        max_bytes: 1 << 20,
+        max_age_ms: 0,
+    };
 
     fn put(chs: &mut Channels, name: &str, ms: u64) {
         let idx = chs.find_or_create(name);
         let frame = Rc::new(Bytes::from(format!("{name}:{ms}")));
-        chs.append(idx, Entry { id: EventId::new(ms, 0), frame, at_ms: ms });
+        chs.append(
+            idx,
+            Entry {
+                id: EventId::new(ms, 0),
+                frame,
+                at_ms: ms,
+            },
+        );
     }
 
     fn ids(chs: &Channels, names: &[&str], after: u64, max: usize) -> (Vec<u64>, bool) {
         let idxs: Vec<_> = names.iter().filter_map(|n| chs.find(n)).collect();
         let mut out = Vec::new();
-        let got = chs.collect_after(&idxs, EventId::new(after, 0), max, usize::MAX, |id, _| out.push(id.ms));
+        let got = chs.collect_after(&idxs, EventId::new(after, 0), max, usize::MAX, |id, _| {
+            out.push(id.ms)
+        });
         (out, got.more)
     }
 
@@ -241,7 +277,10 @@ mod tests {
 
     #[test]
     fn collected_idle_channels_keep_their_floor_for_new_ones() {
-        let retention = Retention { max_age_ms: 10, ..R };
+        let retention = Retention {
+            max_age_ms: 10,
+            ..R
+        };
         let mut chs = Channels::new(retention, EventId::new(1, 0));
         put(&mut chs, "a", 100);
         chs.sweep(1000);

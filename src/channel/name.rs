@@ -17,7 +17,10 @@ impl fmt::Display for NameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NameError::Empty => f.write_str("channel name is empty"),
-            NameError::TooLong => write!(f, "channel name is longer than {MAX_CHANNEL_NAME_BYTES} bytes"),
+            NameError::TooLong => write!(
+                f,
+                "channel name is longer than {MAX_CHANNEL_NAME_BYTES} bytes"
+            ),
             NameError::BadByte { name } => write!(
                 f,
                 "channel name {name:?} may only contain letters, digits and . _ : / @ -"

@@ -630,9 +630,7 @@ impl Worker {
             return Due::Close;
         }
         let max_lag = usize::try_from(self.config().max_lag_events).unwrap_or(usize::MAX);
-        if channels.missed(&slot.channels, slot.cursor, slot.acknowledged_floor)
-            || channels.lag(&slot.channels, slot.cursor.max(slot.joined)) > max_lag
-        {
+        if is_behind(channels, slot, max_lag) {
             self.metrics.slow_consumer_disconnects_total.inc();
             return Due::Close;
         }
@@ -727,14 +725,26 @@ impl Worker {
         let handshake_timeout_ms = config.handshake_timeout_secs.saturating_mul(1000);
         let keepalive_timeout_ms = config.keepalive_timeout_secs.saturating_mul(1000);
         let now_ms = self.now_ms();
+        let max_lag = usize::try_from(config.max_lag_events).unwrap_or(usize::MAX);
         let mut due = Vec::new();
         let mut stalled = Vec::new();
+        let mut lagging = Vec::new();
         {
             let mut st = self.state.borrow_mut();
-            st.conns.for_each_mut(|key, slot| {
+            let State {
+                conns, channels, ..
+            } = &mut *st;
+            conns.for_each_mut(|key, slot| {
                 let quiet = now.saturating_sub(slot.last_write_secs);
                 if slot.has(WRITING) {
-                    if quiet >= write_timeout && !slot.has(CLOSING) {
+                    if slot.has(CLOSING) {
+                        return;
+                    }
+                    // A writer stuck on a client that stopped reading is checked here, since it
+                    // only looks at its lag again once its write completes.
+                    if is_behind(channels, slot, max_lag) {
+                        lagging.push(key);
+                    } else if quiet >= write_timeout {
                         stalled.push(key);
                     }
                 } else if heartbeat > 0 && quiet >= heartbeat {
@@ -759,6 +769,10 @@ impl Worker {
         }
         for key in stalled {
             self.metrics.write_timeouts_total.inc();
+            self.close_subscriber(key);
+        }
+        for key in lagging {
+            self.metrics.slow_consumer_disconnects_total.inc();
             self.close_subscriber(key);
         }
         for key in due {
@@ -832,6 +846,13 @@ struct Resume {
     cursor: EventId,
     joined: EventId,
     acknowledged_floor: EventId,
+}
+
+/// A subscriber that missed evicted events, or is more than `max_lag` live events behind on a
+/// channel, is disconnected (it resumes with Last-Event-ID).
+fn is_behind(channels: &Channels, slot: &ConnSlot, max_lag: usize) -> bool {
+    channels.missed(&slot.channels, slot.cursor, slot.acknowledged_floor)
+        || channels.lag(&slot.channels, slot.cursor.max(slot.joined)) > max_lag
 }
 
 fn ring(bus: &Endpoint, workers: &[usize]) {

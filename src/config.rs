@@ -36,89 +36,89 @@ pub struct Config {
     pub listen: SocketAddr,
 
     /// Worker threads, one runtime each, pinned to cores (default: one per available core).
-    #[arg(long, env = "PUSHCORE_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, env = "PUSHCORE_WORKERS", allow_negative_numbers = true, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
 
     /// Most concurrent connections (subscribers and publishers) across all workers; beyond it
     /// new connections get 503 with Retry-After.
     #[arg(long, env = "PUSHCORE_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS,
-          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+          allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub max_connections: u64,
 
     /// Seconds of quiet before a `: heartbeat` comment is sent (0 = no heartbeats).
     #[arg(long = "heartbeat", env = "PUSHCORE_HEARTBEAT", default_value_t = defaults::HEARTBEAT_SECS,
-          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+          allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub heartbeat_secs: u64,
 
     /// The `retry:` reconnection hint sent on connect, in milliseconds.
     #[arg(long = "retry", env = "PUSHCORE_RETRY", default_value_t = defaults::RETRY_MS,
-          value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
+          allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
     pub retry_ms: u64,
 
     /// Events retained per channel for replay.
     #[arg(long, env = "PUSHCORE_HISTORY_EVENTS", default_value_t = defaults::HISTORY_EVENTS,
-          value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+          allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
     pub history_events: u64,
 
     /// Bytes of encoded frames retained per channel for replay.
     #[arg(long = "history-bytes", env = "PUSHCORE_HISTORY_BYTES", default_value_t = defaults::HISTORY_BYTES,
-          value_parser = clap::value_parser!(u64).range(0..=(1u64 << 40)))]
+          allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(0..=(1u64 << 40)))]
     pub history_bytes: u64,
 
     /// Seconds an event stays replayable (0 = no age limit).
     #[arg(long = "history-age", env = "PUSHCORE_HISTORY_AGE", default_value_t = defaults::HISTORY_AGE_SECS,
-          value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
+          allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
     pub history_age_secs: u64,
 
     /// Slow-consumer limit: a subscriber more than this many events behind the newest event of
     /// its channels is disconnected (it resumes with Last-Event-ID).
     #[arg(long = "max-lag", env = "PUSHCORE_MAX_LAG", default_value_t = defaults::MAX_LAG_EVENTS,
-          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+          allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub max_lag_events: u64,
 
     /// Seconds to wait for subscribers to be told and closed on SIGTERM/SIGINT.
     #[arg(long = "drain-timeout", env = "PUSHCORE_DRAIN_TIMEOUT", default_value_t = defaults::DRAIN_TIMEOUT_SECS,
-          value_parser = clap::value_parser!(u64).range(0..=3600))]
+          allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub drain_timeout_secs: u64,
 
     /// Seconds a client has to send a complete request head (then 408).
     #[arg(long = "handshake-timeout", env = "PUSHCORE_HANDSHAKE_TIMEOUT", default_value_t = defaults::HANDSHAKE_TIMEOUT_SECS,
-          value_parser = clap::value_parser!(u64).range(1..=3600))]
+          allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub handshake_timeout_secs: u64,
 
     /// Seconds a write may make no progress before the connection is dropped.
     #[arg(long = "write-timeout", env = "PUSHCORE_WRITE_TIMEOUT", default_value_t = defaults::WRITE_TIMEOUT_SECS,
-          value_parser = clap::value_parser!(u64).range(1..=3600))]
+          allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub write_timeout_secs: u64,
 
     /// Seconds an idle keep-alive publisher connection is kept open.
     #[arg(long = "keepalive-timeout", env = "PUSHCORE_KEEPALIVE_TIMEOUT", default_value_t = defaults::KEEPALIVE_TIMEOUT_SECS,
-          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+          allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub keepalive_timeout_secs: u64,
 
     /// Largest request head in bytes (then 431).
     #[arg(long = "max-head-bytes", env = "PUSHCORE_MAX_HEAD_BYTES", default_value_t = defaults::MAX_HEAD_BYTES,
-          value_parser = clap::value_parser!(u64).range(256..=1024 * 1024))]
+          allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(256..=1024 * 1024))]
     pub max_head_bytes: u64,
 
     /// Most header fields in a request head (then 431).
     #[arg(long = "max-headers", env = "PUSHCORE_MAX_HEADERS", default_value_t = defaults::MAX_HEADERS,
-          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+          allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub max_headers: u64,
 
     /// Largest publish body in bytes (then 413).
     #[arg(long = "max-body-bytes", env = "PUSHCORE_MAX_BODY_BYTES", default_value_t = defaults::MAX_BODY_BYTES,
-          value_parser = clap::value_parser!(u64).range(1..=(1u64 << 32)))]
+          allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=(1u64 << 32)))]
     pub max_body_bytes: u64,
 
     /// Most channels one subscriber may follow (then 400).
     #[arg(long = "max-channels", env = "PUSHCORE_MAX_CHANNELS", default_value_t = defaults::MAX_CHANNELS,
-          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+          allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub max_channels: u64,
 
     /// Kernel send buffer per subscriber socket in bytes (caps what a slow client can pin).
     #[arg(long = "sndbuf-bytes", env = "PUSHCORE_SNDBUF_BYTES", default_value_t = defaults::SNDBUF_BYTES,
-          value_parser = clap::value_parser!(u64).range(4096..=(64 * 1024 * 1024)))]
+          allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(4096..=(64 * 1024 * 1024)))]
     pub sndbuf_bytes: u64,
 
     /// Do not pin worker threads to cores.
@@ -127,7 +127,7 @@ pub struct Config {
 
     /// First CPU to pin worker 0 to; worker i goes to (cpu_base + i) mod cores.
     #[arg(long = "cpu-base", env = "PUSHCORE_CPU_BASE", default_value_t = defaults::CPU_BASE,
-          value_parser = clap::value_parser!(u64).range(0..=4096))]
+          allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(0..=4096))]
     pub cpu_base: u64,
 }
 

@@ -185,6 +185,24 @@ impl Channels {
             bytes: 0,
             more: false,
         };
+        // One channel (the common case): a straight walk, no merge state to allocate.
+        if let [only] = channels {
+            let Some(h) = self.get(*only).map(|c| &c.history) else {
+                return got;
+            };
+            let mut pos = h.seek(after);
+            while let Some(entry) = h.get(pos) {
+                if got.frames >= max_frames || got.bytes >= max_bytes {
+                    got.more = true;
+                    break;
+                }
+                emit(entry.id, &entry.frame);
+                got.frames += 1;
+                got.bytes += entry.frame.len();
+                pos += 1;
+            }
+            return got;
+        }
         let histories: Vec<&History> = channels
             .iter()
             .filter_map(|&c| self.get(c))
@@ -273,6 +291,11 @@ mod tests {
         assert_eq!(ids(&chs, &["a", "b"], 0, 100), (vec![1, 2, 3, 5], false));
         assert_eq!(ids(&chs, &["a", "b"], 2, 100), (vec![3, 5], false));
         assert_eq!(ids(&chs, &["a", "b"], 0, 2), (vec![1, 2], true));
+        // The single-channel path gives what the merge would.
+        assert_eq!(ids(&chs, &["b"], 0, 100), (vec![2, 3, 5], false));
+        assert_eq!(ids(&chs, &["b"], 2, 100), (vec![3, 5], false));
+        assert_eq!(ids(&chs, &["b"], 0, 2), (vec![2, 3], true));
+        assert_eq!(ids(&chs, &["b"], 5, 100), (vec![], false));
     }
 
     #[test]

@@ -19,7 +19,8 @@ fn pushcore(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
 
 #[test]
 fn bad_flags_and_values_name_the_flag_and_exit_2() {
-    let rows: &[(&[&str], &[(&str, &str)], &str)] = &[
+    type Row<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let rows: &[Row] = &[
         (&["serve", "--workers", "0"], &[], "--workers"),
         (&["serve", "--workers", "abc"], &[], "--workers"),
         (&["serve", "--heartbeat", "-1"], &[], "--heartbeat"),

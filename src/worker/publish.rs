@@ -25,8 +25,13 @@ struct Wire<'a> {
     channels: Option<Vec<String>>,
     #[serde(default, rename = "eventType", borrow)]
     event_type: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, borrow)]
+    /// Present (even as `null`) or absent: a plain `Option` would read `null` as absent.
+    #[serde(default, borrow, deserialize_with = "present")]
     data: Option<&'a RawValue>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
 }
 
 /// Parse and validate a publish body. `Ok` holds one event per object, in order; `batch`

@@ -157,6 +157,32 @@ pub async fn read_events(
     }
 }
 
+/// Send a subscribe request and read until the response head has arrived: one "open" of the
+/// churn scenario. Servers differ in what they send first, so the head is the common mark.
+pub async fn open_stream(
+    stream: &mut monoio::net::TcpStream,
+    request: Vec<u8>,
+) -> Result<(), String> {
+    if let (Err(e), _) = stream.write_all(request).await {
+        return Err(format!("write: {e}"));
+    }
+    let mut body = ResponseBody::default();
+    let mut buf = vec![0u8; 4096];
+    let mut sink = Vec::new();
+    loop {
+        let (res, b) = stream.read(buf).await;
+        buf = b;
+        match res {
+            Ok(0) => return Err("closed before the response head".into()),
+            Ok(n) => body.feed(buf.get(..n).unwrap_or_default(), &mut sink)?,
+            Err(e) => return Err(format!("read: {e}")),
+        }
+        if body.status.is_some() {
+            return Ok(());
+        }
+    }
+}
+
 /// A keep-alive publisher on a blocking socket.
 #[derive(Debug)]
 pub struct Publisher {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use client::{connect, read_events, source_addr, subscribe_request, Publisher};
+use client::{connect, open_stream, read_events, source_addr, subscribe_request, Publisher};
 use stats::{json_u64, sample_process, Latencies, ProcSample, Tally, Totals};
 use target::{fill, now_micros, parse_url, payload, HttpUrl};
 
@@ -617,20 +617,21 @@ fn replay(c: &Common) -> Result<Summary, String> {
         publish(seq)?;
     }
     // 3. Resume.
-    let resume_url =
-        match c.resume_with.as_str() {
-            "header" => url.clone(),
-            param @ ("lastEventId" | "last_event_id" | "lastEventID") => {
-                let sep = if url.path.contains('?') { '&' } else { '?' };
-                HttpUrl {
-                    path: format!("{}{sep}{param}={last_id}", url.path),
-                    ..url.clone()
-                }
+    let resume_url = match c.resume_with.as_str() {
+        "header" => url.clone(),
+        param @ ("lastEventId" | "last_event_id" | "lastEventID") => {
+            let sep = if url.path.contains('?') { '&' } else { '?' };
+            HttpUrl {
+                path: format!("{}{sep}{param}={last_id}", url.path),
+                ..url.clone()
             }
-            other => return Err(format!(
+        }
+        other => {
+            return Err(format!(
                 "--resume-with {other}: expected header, lastEventId, last_event_id or lastEventID"
-            )),
-        };
+            ))
+        }
+    };
     let header_id = (c.resume_with == "header").then_some(last_id.as_str());
     let mut second =
         connect(url.addr, None, Duration::from_secs(5)).map_err(|e| format!("connect: {e}"))?;
@@ -710,22 +711,12 @@ fn churn(c: &Common) -> Result<Summary, String> {
                                 let Ok(mut stream) = monoio::net::TcpStream::from_std(s) else {
                                     continue;
                                 };
-                                let opened = std::cell::Cell::new(false);
-                                let (_, end_state) = read_events(
-                                    &mut stream,
-                                    subscribe_request(&url, None),
-                                    || opened.set(true),
-                                    |_| false,
-                                )
-                                .await;
-                                if opened.get() && end_state.is_ok() {
-                                    opens.fetch_add(1, Ordering::Relaxed);
-                                } else if opened.get() {
-                                    // Opened but closed before a first event: still an open.
-                                    opens.fetch_add(1, Ordering::Relaxed);
-                                } else {
-                                    errors.fetch_add(1, Ordering::Relaxed);
-                                }
+                                let attempt =
+                                    open_stream(&mut stream, subscribe_request(&url, None));
+                                match monoio::time::timeout(Duration::from_secs(5), attempt).await {
+                                    Ok(Ok(())) => opens.fetch_add(1, Ordering::Relaxed),
+                                    _ => errors.fetch_add(1, Ordering::Relaxed),
+                                };
                             }
                             live.set(live.get() - 1);
                         });

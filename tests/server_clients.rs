@@ -154,7 +154,6 @@ fn eventsource_client_receives_and_resumes(driver: Driver) {
     let server = Server::start_with_driver(driver, &["--retry", "200"]);
     let proxy = Proxy::start(server.addr());
     let url = format!("http://{}/events/stream?channels=ld", proxy.addr);
-    warm_up(server.addr(), "/events/stream?channels=ld");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -248,7 +247,6 @@ both_drivers!(eventsource_client_receives_and_resumes);
 fn curl_subscribes_and_publishes(driver: Driver) {
     let server = Server::start_with_driver(driver, &[]);
     let url = format!("http://{}/events/stream?channels=curl", server.addr());
-    warm_up(server.addr(), "/events/stream?channels=curl");
     let mut curl = Command::new("curl")
         .args(["-sN", "--max-time", "5", &url])
         .stdout(Stdio::piped())

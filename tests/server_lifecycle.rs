@@ -113,11 +113,10 @@ fn metrics_count_what_happened(driver: Driver) {
         parse_metrics(&text).get("pushcore_connections") == 1
     });
     assert!(alone, "connections from the start-up check are still open");
-    // One event before anyone subscribes (also keeps "m" from the new-channel bug the harness
-    // works around, so the subscribers below open without its hidden warm-up publish).
+    // One event before anyone subscribes.
     let first = ops.publish_ok(&event_json("m", None, &json!("first")));
     let open = |target: &str| {
-        let mut s = SseStream::open_cold(connect(addr), target, &[], Duration::ZERO);
+        let mut s = SseStream::open_paused(connect(addr), target, &[], Duration::ZERO);
         s.handshake();
         s
     };

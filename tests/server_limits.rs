@@ -70,10 +70,7 @@ fn refused_connection_closes_without_reset(driver: Driver) {
         "the 503 is followed by a reset"
     );
 }
-both_drivers!(
-    #[ignore = "bug: the 503 at capacity is followed by RST (request never read before close)"]
-    refused_connection_closes_without_reset
-);
+both_drivers!(refused_connection_closes_without_reset);
 
 /// Drop `leaving` (freeing a slot) and publish as soon as the server accepts connections again.
 fn publish_when_served(addr: std::net::SocketAddr, leaving: Option<SseStream>) -> String {
@@ -136,10 +133,7 @@ fn stalled_publish_body_gets_408(driver: Driver) {
     conn.send(b"POST /events/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"chan");
     expect_408_then_close(&mut conn, "stalled body");
 }
-both_drivers!(
-    #[ignore = "bug: a stalled publish body is closed after the timeout with no response"]
-    stalled_publish_body_gets_408
-);
+both_drivers!(stalled_publish_body_gets_408);
 
 /// `--keepalive-timeout 1`: an idle keep-alive connection is closed quietly (no 408) after
 /// serving requests.
@@ -164,19 +158,13 @@ both_drivers!(idle_keepalive_connection_is_closed);
 fn slow_consumer_is_disconnected_and_others_unaffected(driver: Driver) {
     slow_consumer_case(driver, "500");
 }
-both_drivers!(
-    slow_consumer_is_disconnected_and_others_unaffected,
-    epoll: #[ignore = "bug: epoll driver: closing a stalled subscriber spins its worker at 100% CPU, which stops serving"]
-);
+both_drivers!(slow_consumer_is_disconnected_and_others_unaffected);
 
 /// The same with `--max-lag 50`.
 fn slow_consumer_limit_50_spares_readers(driver: Driver) {
     slow_consumer_case(driver, "50");
 }
-both_drivers!(
-    #[ignore = "bug: with --max-lag 50 the reading subscriber is sometimes disconnected too (bursts counted as lag)"]
-    slow_consumer_limit_50_spares_readers
-);
+both_drivers!(slow_consumer_limit_50_spares_readers);
 
 fn slow_consumer_case(driver: Driver, max_lag: &str) {
     const EVENTS: usize = 2000;
@@ -261,10 +249,7 @@ fn batch_larger_than_max_lag_reaches_reading_subscribers(driver: Driver) {
         0
     );
 }
-both_drivers!(
-    #[ignore = "bug: a batch larger than --max-lag disconnects every subscriber of its channel"]
-    batch_larger_than_max_lag_reaches_reading_subscribers
-);
+both_drivers!(batch_larger_than_max_lag_reaches_reading_subscribers);
 
 /// `--write-timeout 1`: a subscriber whose socket stays full is dropped and counted in
 /// `pushcore_write_timeouts_total` (or as a slow consumer, whichever limit fires first).
@@ -305,7 +290,4 @@ fn stalled_writes_drop_the_subscriber(driver: Driver) {
     let (_, end) = stalled.read_to_end(Duration::from_secs(5));
     assert!(matches!(end, End::Eof | End::Reset), "{end:?}");
 }
-both_drivers!(
-    stalled_writes_drop_the_subscriber,
-    epoll: #[ignore = "bug: epoll driver: closing a stalled subscriber spins its worker at 100% CPU, which stops serving"]
-);
+both_drivers!(stalled_writes_drop_the_subscriber);

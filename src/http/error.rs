@@ -253,7 +253,7 @@ impl fmt::Display for HttpError {
             Self::BadPercentEncoding => f.write_str("malformed percent-encoding in request target"),
             Self::BadTargetEncoding => f.write_str("request target does not decode to UTF-8 without NUL"),
             Self::TooManyQueryParams { max } => write!(f, "more than {max} query parameters"),
-            Self::HeadTimeout => f.write_str("request head not received in time"),
+            Self::HeadTimeout => f.write_str("request not received in time"),
             Self::NotFound => f.write_str("Not found"),
             Self::MethodNotAllowed { allow } => write!(f, "Method not allowed (allowed: {allow})"),
             Self::UnsupportedMediaType { expected } => write!(f, "Content-Type must be {expected}"),

@@ -17,6 +17,8 @@ pub const CLOSING: u8 = 2;
 pub const HEARTBEAT_DUE: u8 = 4;
 /// Send the shutdown event, then close.
 pub const SHUTDOWN_DUE: u8 = 8;
+/// Was over `--max-lag` at the last sweep.
+pub const LAGGING: u8 = 16;
 
 /// One subscriber.
 #[derive(Debug)]

@@ -11,7 +11,6 @@ use monoio::net::TcpStream;
 use super::publish::parse_publish;
 use super::subscribe::parse_subscription;
 use super::{Resume, Worker};
-use crate::channel::ChannelIdx;
 use crate::http::parse::{
     find_header, BodyKind, Head, HeadLimits, Header, Method, Parsed, DEFAULT_MAX_URI_BYTES,
 };
@@ -31,13 +30,30 @@ X-Accel-Buffering: no\r\n\r\n";
 
 /// Seconds a client is asked to wait after a 503.
 const RETRY_AFTER_SECS: u32 = 5;
+/// How long a refused connection may take to finish sending its request before we close.
+const REJECT_LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 
 pub(super) async fn reject_at_capacity(mut stream: TcpStream) {
     let err = HttpError::ServiceUnavailable {
         message: "Server at capacity",
         retry_after_secs: RETRY_AFTER_SECS,
     };
-    let _ = stream.write_all(http_error(&err, false)).await;
+    if let (Ok(_), _) = stream.write_all(http_error(&err, false)).await {
+        // Close with FIN, not RST: send our FIN, then take what the client sent (its request)
+        // before closing. A client that keeps sending is cut off after a short wait.
+        sys::shutdown(stream.as_raw_fd(), false, true);
+        let drain = async {
+            let mut buf = vec![0u8; 2048];
+            for _ in 0..8 {
+                let (res, b) = stream.read(buf).await;
+                buf = b;
+                if !matches!(res, Ok(n) if n > 0) {
+                    break;
+                }
+            }
+        };
+        let _ = monoio::time::timeout(REJECT_LINGER, drain).await;
+    }
 }
 
 /// How a request ended for its connection.
@@ -46,7 +62,7 @@ enum Next {
     KeepAlive,
     Close,
     Subscribe {
-        channels: Box<[ChannelIdx]>,
+        channels: Vec<String>,
         resume: Resume,
     },
 }
@@ -90,7 +106,7 @@ pub(super) async fn serve_connection(worker: Rc<Worker>, mut stream: TcpStream) 
             Next::KeepAlive if !worker.is_draining() => continue,
             Next::KeepAlive | Next::Close => break,
             Next::Subscribe { channels, resume } => {
-                worker.adopt_subscriber(stream, channels, resume);
+                worker.adopt_subscriber(stream, &channels, resume);
                 return;
             }
         }
@@ -141,7 +157,7 @@ async fn serve_one(
             };
             // Take in-flight events first, so the resume decision sees every id issued so far.
             worker.pump_bus();
-            let (channels, resume, reset) = worker.plan_subscription(&sub);
+            let (resume, reset) = worker.plan_subscription(&sub);
             let mut out = Vec::with_capacity(STREAM_HEAD.len() + 160);
             out.extend_from_slice(STREAM_HEAD);
             out.extend_from_slice(Frame::retry(worker.config().retry_ms).as_bytes());
@@ -150,12 +166,15 @@ async fn serve_one(
                 out.extend_from_slice(reset.as_bytes());
             }
             match stream.write_all(out).await {
-                (Ok(_), _) => Next::Subscribe { channels, resume },
+                (Ok(_), _) => Next::Subscribe {
+                    channels: sub.channels,
+                    resume,
+                },
                 (Err(_), _) => Next::Close,
             }
         }
         ("/events/publish", Method::Post) => {
-            publish(worker, stream, buf, headers, &head, keep_alive).await
+            publish(worker, stream, buf, headers, &head, keep_alive, timed_out).await
         }
         _ => {
             let resp = route_without_body(worker, route, keep_alive);
@@ -283,6 +302,7 @@ async fn publish(
     headers: &[Header],
     head: &Head,
     keep_alive: bool,
+    timed_out: &std::cell::Cell<bool>,
 ) -> Next {
     let metrics = &worker.metrics;
     let max_body = usize::try_from(worker.config().max_body_bytes).unwrap_or(usize::MAX);
@@ -294,10 +314,11 @@ async fn publish(
     }
     let expects_continue = find_header(buf, headers, "expect")
         .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
-    let (body, consumed) = match read_body(stream, buf, head, max_body, expects_continue).await {
-        Ok(b) => b,
-        Err(fail) => return refuse(stream, metrics, fail).await,
-    };
+    let (body, consumed) =
+        match read_body(stream, buf, head, max_body, expects_continue, timed_out).await {
+            Ok(b) => b,
+            Err(fail) => return refuse(stream, metrics, fail).await,
+        };
     buf.drain(..consumed.min(buf.len()));
     let published = match parse_publish(&body) {
         Ok(p) => p,
@@ -350,8 +371,17 @@ async fn read_body(
     head: &Head,
     max_body: usize,
     expects_continue: bool,
+    timed_out: &std::cell::Cell<bool>,
 ) -> Result<(Vec<u8>, usize), ReadFail> {
     let start = head.len;
+    // The sweep ends a stalled read (EOF); a body cut short by it is answered 408.
+    let ended = || {
+        if timed_out.get() {
+            ReadFail::Refuse(HttpError::HeadTimeout)
+        } else {
+            ReadFail::Gone
+        }
+    };
     match head.body {
         BodyKind::None => Err(ReadFail::Refuse(HttpError::LengthRequired)),
         BodyKind::Length(n) => {
@@ -363,7 +393,7 @@ async fn read_body(
             while buf.len() < end {
                 match read_more(stream, buf, end - buf.len()).await {
                     Ok(k) if k > 0 => {}
-                    _ => return Err(ReadFail::Gone),
+                    _ => return Err(ended()),
                 }
             }
             Ok((buf.get(start..end).unwrap_or_default().to_vec(), end))
@@ -384,7 +414,7 @@ async fn read_body(
                 }
                 match read_more(stream, buf, 4096).await {
                     Ok(k) if k > 0 => {}
-                    _ => return Err(ReadFail::Gone),
+                    _ => return Err(ended()),
                 }
             }
         }

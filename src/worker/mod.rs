@@ -34,7 +34,7 @@ use crate::metrics::WorkerMetrics;
 use crate::sse::encode::{self, Frame};
 use crate::sse::id::{unix_ms_now, EventId};
 use crate::sys::{self, Epoll, FrameVec};
-use conn::{ConnKey, ConnSlot, Conns, CLOSING, HEARTBEAT_DUE, SHUTDOWN_DUE, WRITING};
+use conn::{ConnKey, ConnSlot, Conns, CLOSING, HEARTBEAT_DUE, LAGGING, SHUTDOWN_DUE, WRITING};
 
 /// Most frames in one writev (well under IOV_MAX).
 const MAX_FRAMES_PER_WRITE: usize = 256;
@@ -413,10 +413,7 @@ impl Worker {
     /// Resolve a subscription's channels and where its stream starts. A resume id that cannot be
     /// served exactly yields the `reset` frame to send first; the stream then continues with
     /// everything retained after the id (or everything retained, when the id is unusable).
-    fn plan_subscription(
-        &self,
-        sub: &subscribe::Subscription,
-    ) -> (Box<[ChannelIdx]>, Resume, Option<Frame>) {
+    fn plan_subscription(&self, sub: &subscribe::Subscription) -> (Resume, Option<Frame>) {
         let mut st = self.state.borrow_mut();
         let chans: Box<[ChannelIdx]> = sub
             .channels
@@ -430,7 +427,7 @@ impl Worker {
             acknowledged_floor: EventId::ZERO,
         };
         let Some(raw) = sub.last_event_id.as_deref() else {
-            return (chans, live, None);
+            return (live, None);
         };
         self.metrics.replays_total.inc();
         let floor = st.channels.floor_of(&chans);
@@ -443,7 +440,6 @@ impl Worker {
         };
         let Some(reason) = reason else {
             return (
-                chans,
                 Resume {
                     cursor,
                     joined: newest,
@@ -458,21 +454,22 @@ impl Worker {
             joined: newest,
             acknowledged_floor: floor,
         };
-        (chans, resume, Some(encode::reset(reason, raw)))
+        (resume, Some(encode::reset(reason, raw)))
     }
 
     /// Make `stream` (whose response head is written) a subscriber slot; returns false if the
     /// worker is draining and the stream was closed instead.
-    fn adopt_subscriber(
-        self: &Rc<Self>,
-        stream: TcpStream,
-        channels: Box<[ChannelIdx]>,
-        start: Resume,
-    ) {
+    fn adopt_subscriber(self: &Rc<Self>, stream: TcpStream, names: &[String], start: Resume) {
         use std::os::fd::AsRawFd;
         let fd = stream.as_raw_fd();
         let key = {
             let mut st = self.state.borrow_mut();
+            // Resolved again here, not when the stream was planned: the sweep may have
+            // collected a channel that was still empty while the handshake was being written.
+            let channels: Box<[ChannelIdx]> = names
+                .iter()
+                .map(|n| st.channels.find_or_create(n))
+                .collect();
             let now = self.now_secs();
             let slot = ConnSlot {
                 stream: Some(stream),
@@ -517,8 +514,13 @@ impl Worker {
             return;
         };
         if slot.has(WRITING) {
-            slot.flags |= CLOSING;
-            sys::shutdown(slot.fd, true, true);
+            // Once: shutting the socket down makes its writer fail fast, and leaving the epoll set
+            // now keeps the shutdown itself from being reported back as one more hang-up.
+            if !slot.has(CLOSING) {
+                slot.flags |= CLOSING;
+                self.epoll.remove(slot.fd);
+                sys::shutdown(slot.fd, true, true);
+            }
             return;
         }
         let Some(slot) = st.conns.remove(key) else {
@@ -629,8 +631,8 @@ impl Worker {
         if slot.has(CLOSING) {
             return Due::Close;
         }
-        let max_lag = usize::try_from(self.config().max_lag_events).unwrap_or(usize::MAX);
-        if is_behind(channels, slot, max_lag) {
+        // Evicted before this connection sent them: it must resume (and be told of the gap).
+        if channels.missed(&slot.channels, slot.cursor, slot.acknowledged_floor) {
             self.metrics.slow_consumer_disconnects_total.inc();
             return Due::Close;
         }
@@ -700,6 +702,9 @@ impl Worker {
                     self.close_subscriber(key);
                 }
             }
+            // On the epoll driver a ready poll completes without yielding: let the writers that
+            // were just told to close (and everything else) run before looking again.
+            yield_now().await;
         }
     }
 
@@ -740,12 +745,15 @@ impl Worker {
                     if slot.has(CLOSING) {
                         return;
                     }
-                    // A writer stuck on a client that stopped reading is checked here, since it
-                    // only looks at its lag again once its write completes.
-                    if is_behind(channels, slot, max_lag) {
-                        lagging.push(key);
-                    } else if quiet >= write_timeout {
-                        stalled.push(key);
+                    match lag_verdict(channels, slot, max_lag) {
+                        Lag::Drop => lagging.push(key),
+                        Lag::Warn => slot.flags |= LAGGING,
+                        Lag::Fine => {
+                            slot.flags &= !LAGGING;
+                            if quiet >= write_timeout {
+                                stalled.push(key);
+                            }
+                        }
                     }
                 } else if heartbeat > 0 && quiet >= heartbeat {
                     slot.flags |= HEARTBEAT_DUE;
@@ -848,11 +856,27 @@ struct Resume {
     acknowledged_floor: EventId,
 }
 
-/// A subscriber that missed evicted events, or is more than `max_lag` live events behind on a
-/// channel, is disconnected (it resumes with Last-Event-ID).
-fn is_behind(channels: &Channels, slot: &ConnSlot, max_lag: usize) -> bool {
-    channels.missed(&slot.channels, slot.cursor, slot.acknowledged_floor)
-        || channels.lag(&slot.channels, slot.cursor.max(slot.joined)) > max_lag
+/// The sweep's view of a subscriber with a write in flight.
+enum Lag {
+    Fine,
+    /// Over `--max-lag` for the first time: a burst, or the start of a stall.
+    Warn,
+    /// Missed evicted events, or over `--max-lag` at two sweeps in a row: disconnect (it
+    /// resumes with Last-Event-ID). A reader that keeps up drains a burst between two sweeps.
+    Drop,
+}
+
+fn lag_verdict(channels: &Channels, slot: &ConnSlot, max_lag: usize) -> Lag {
+    if channels.missed(&slot.channels, slot.cursor, slot.acknowledged_floor) {
+        return Lag::Drop;
+    }
+    if channels.lag(&slot.channels, slot.cursor.max(slot.joined)) <= max_lag {
+        Lag::Fine
+    } else if slot.has(LAGGING) {
+        Lag::Drop
+    } else {
+        Lag::Warn
+    }
 }
 
 fn ring(bus: &Endpoint, workers: &[usize]) {
@@ -892,40 +916,96 @@ impl PendingReply {
     }
 }
 
-/// A worker-local, level-triggered event: once raised, every wait completes.
+/// A worker-local, level-triggered event: once raised, every wait completes. A wait that is
+/// dropped unfinished (the losing branch of a `select!`) takes its waker back out.
 #[derive(Default)]
 struct Signal {
     raised: Cell<bool>,
-    waiters: RefCell<Vec<Waker>>,
+    waiters: RefCell<Vec<Option<Waker>>>,
+    free: RefCell<Vec<usize>>,
 }
 
 impl Signal {
     fn raise(&self) {
         self.raised.set(true);
-        for w in self.waiters.borrow_mut().drain(..) {
+        let wakers: Vec<Waker> = self
+            .waiters
+            .borrow_mut()
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
+        for w in wakers {
             w.wake();
         }
     }
 
     fn wait(&self) -> SignalWait<'_> {
-        SignalWait { signal: self }
+        SignalWait {
+            signal: self,
+            slot: None,
+        }
     }
 }
 
 struct SignalWait<'a> {
     signal: &'a Signal,
+    slot: Option<usize>,
 }
 
 impl Future for SignalWait<'_> {
     type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.signal.raised.get() {
             return Poll::Ready(());
         }
         let mut waiters = self.signal.waiters.borrow_mut();
-        if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
-            waiters.push(cx.waker().clone());
+        match self.slot {
+            Some(i) => {
+                if let Some(entry) = waiters.get_mut(i) {
+                    *entry = Some(cx.waker().clone());
+                }
+            }
+            None => {
+                let i = match self.signal.free.borrow_mut().pop() {
+                    Some(i) => i,
+                    None => {
+                        waiters.push(None);
+                        waiters.len() - 1
+                    }
+                };
+                if let Some(entry) = waiters.get_mut(i) {
+                    *entry = Some(cx.waker().clone());
+                }
+                drop(waiters);
+                self.slot = Some(i);
+            }
         }
         Poll::Pending
     }
+}
+
+impl Drop for SignalWait<'_> {
+    fn drop(&mut self) {
+        if let Some(i) = self.slot.take() {
+            if let Some(entry) = self.signal.waiters.borrow_mut().get_mut(i) {
+                *entry = None;
+            }
+            self.signal.free.borrow_mut().push(i);
+        }
+    }
+}
+
+/// Let every other ready task run once.
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx: &mut Context<'_>| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
 }

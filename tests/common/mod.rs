@@ -845,60 +845,6 @@ pub struct Handshake {
     pub blocks: Vec<Block>,
 }
 
-/// Workaround for a server bug (reported): a subscriber whose channel is new and empty can be
-/// registered on a channel slot the sweep freed while its handshake was being written, and then
-/// never receives events. A channel with history is never freed, so the first time a test
-/// subscribes to a channel of a server, the harness first publishes one `warm-up` event to it on
-/// the subscriber's own connection (so the connection count is unchanged). Subscribers start
-/// after it and never see it. Remove once `subscribe_on_a_new_channel_after_a_slow_handshake`
-/// passes.
-pub fn warm_up_request(channels: &[String]) -> Vec<u8> {
-    publish_request(
-        &serde_json::json!({ "channels": channels, "eventType": "warm-up", "data": 0 }).to_string(),
-        true,
-    )
-}
-
-/// Channels (server, name) this test process has warmed up.
-static WARMED: Mutex<Vec<(SocketAddr, String)>> = Mutex::new(Vec::new());
-
-fn unwarmed(stream: &TcpStream, target: &str) -> Vec<String> {
-    let Ok(server) = stream.peer_addr() else {
-        return Vec::new();
-    };
-    let warmed = WARMED.lock().map(|w| w.clone()).unwrap_or_default();
-    channels_of(target)
-        .into_iter()
-        .filter(|c| !warmed.iter().any(|(s, n)| *s == server && n == c))
-        .collect()
-}
-
-fn mark_warm(stream: &TcpStream, channels: &[String]) {
-    let Ok(server) = stream.peer_addr() else {
-        return;
-    };
-    if let Ok(mut w) = WARMED.lock() {
-        w.extend(channels.iter().map(|c| (server, c.clone())));
-    }
-}
-
-/// Warm up `target`'s channels on `addr` for a subscriber the harness does not open (curl, a
-/// client crate); see [`warm_up_request`].
-pub fn warm_up(addr: SocketAddr, target: &str) {
-    let stream = connect(addr);
-    let cold = unwarmed(&stream, target);
-    if cold.is_empty() {
-        return;
-    }
-    let mut conn = Conn::from_stream(stream);
-    assert_eq!(
-        conn.request(&warm_up_request(&cold)).status,
-        200,
-        "warm-up publish"
-    );
-    mark_warm(&conn.stream, &cold);
-}
-
 /// The channels a subscribe target names (`default` when none).
 pub fn channels_of(target: &str) -> Vec<String> {
     let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
@@ -970,18 +916,17 @@ impl SseStream {
         target: &str,
         headers: &[(&str, &str)],
     ) -> Result<SseStream, Response> {
-        SseStream::try_open_with(stream, target, headers, true, Duration::ZERO)
+        SseStream::try_open_with(stream, target, headers, Duration::ZERO)
     }
 
-    /// Open without the warm-up publish (see [`warm_up_request`]), waiting `pause` after the
-    /// request before reading anything.
-    pub fn open_cold(
+    /// Open, waiting `pause` after the request before reading anything (a slow client).
+    pub fn open_paused(
         stream: TcpStream,
         target: &str,
         headers: &[(&str, &str)],
         pause: Duration,
     ) -> SseStream {
-        SseStream::try_open_with(stream, target, headers, false, pause)
+        SseStream::try_open_with(stream, target, headers, pause)
             .unwrap_or_else(|resp| panic!("subscribe {target}: {} {}", resp.status, resp.text()))
     }
 
@@ -989,31 +934,8 @@ impl SseStream {
         mut stream: TcpStream,
         target: &str,
         headers: &[(&str, &str)],
-        warm: bool,
         pause: Duration,
     ) -> Result<SseStream, Response> {
-        let resumes = headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case("last-event-id"))
-            || ["lastEventId=", "last_event_id=", "lastEventID="]
-                .iter()
-                .any(|p| target.contains(p));
-        let cold = if warm && !resumes {
-            unwarmed(&stream, target)
-        } else {
-            Vec::new()
-        };
-        if !cold.is_empty() {
-            let mut conn = Conn::from_stream(stream);
-            conn.send(&warm_up_request(&cold));
-            let resp = conn.read_response();
-            if resp.status != 200 {
-                return Err(resp);
-            }
-            assert!(conn.buf.is_empty(), "bytes after the warm-up answer");
-            mark_warm(&conn.stream, &cold);
-            stream = conn.stream;
-        }
         let mut req =
             format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n");
         for (name, value) in headers {

@@ -113,6 +113,10 @@ fn one_event(text: &str) -> Result<NewEvent, String> {
     let data = wire
         .data
         .ok_or_else(|| "\"data\" is required".to_string())?;
+    // The raw value is only checked for shape; a full read also refuses what no strict JSON
+    // reader accepts back (lone surrogate escapes, numbers out of range).
+    serde_json::from_str::<serde_json::Value>(data.get())
+        .map_err(|e| format!("\"data\" is not valid JSON: {e}"))?;
     Ok(NewEvent {
         channels,
         event_type,
@@ -224,6 +228,10 @@ mod tests {
             "t".repeat(201)
         );
         let rows: Vec<&str> = vec![
+            // Found by fuzzing: accepted by the raw-value scan, refused by a full JSON read.
+            r#"{"channel":"a","data":"\ud800"}"#,
+            r#"{"channel":"a","data":"\ude00"}"#,
+            r#"{"channel":"a","data":1e400}"#,
             "",
             "{",
             "nul",

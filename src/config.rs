@@ -10,6 +10,7 @@ use clap::Args;
 /// Defaults, one per option.
 pub mod defaults {
     pub const MAX_CONNECTIONS: u64 = 100_000;
+    pub const MAX_CONNECTIONS_PER_IP: u64 = 0;
     pub const HEARTBEAT_SECS: u64 = 30;
     pub const RETRY_MS: u64 = 3000;
     pub const HISTORY_EVENTS: u64 = 1000;
@@ -44,6 +45,12 @@ pub struct Config {
     #[arg(long, env = "PUSHCORE_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS,
           allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub max_connections: u64,
+
+    /// Most connections open from one client address (IPv6: one /64); beyond it new ones get 429
+    /// with Retry-After. 0 = no limit (the default: behind a proxy every client shares its address).
+    #[arg(long = "max-connections-per-ip", env = "PUSHCORE_MAX_CONNECTIONS_PER_IP", default_value_t = defaults::MAX_CONNECTIONS_PER_IP,
+          allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub max_connections_per_ip: u64,
 
     /// Seconds of quiet before a `: heartbeat` comment is sent (0 = no heartbeats).
     #[arg(long = "heartbeat", env = "PUSHCORE_HEARTBEAT", default_value_t = defaults::HEARTBEAT_SECS,
@@ -154,6 +161,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             workers: None,
             max_connections: MAX_CONNECTIONS,
+            max_connections_per_ip: MAX_CONNECTIONS_PER_IP,
             heartbeat_secs: HEARTBEAT_SECS,
             retry_ms: RETRY_MS,
             history_events: HISTORY_EVENTS,

@@ -42,6 +42,7 @@ counters! {
     channels: "gauge", "Channels known per worker (with history or subscribers).";
     connections_accepted_total: "counter", "Connections accepted.";
     connections_rejected_total: "counter", "Connections refused with 503 because the server was at capacity.";
+    connections_rejected_per_ip_total: "counter", "Connections refused with 429 because their address had --max-connections-per-ip open.";
     accept_errors_total: "counter", "accept() failures, such as EMFILE, each followed by a back-off.";
     events_published_total: "counter", "Events sequenced (given an id).";
     publish_requests_total: "counter", "Publish requests answered with 200.";

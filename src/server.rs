@@ -50,6 +50,9 @@ impl Server {
             open_connections: AtomicU64::new(0),
             draining: AtomicBool::new(false),
             boot,
+            per_ip: crate::per_ip::PerIpCounter::new(
+                u32::try_from(config.max_connections_per_ip).unwrap_or(u32::MAX),
+            ),
         });
         let endpoints = bus::build(workers, boot)?;
         let doorbells = endpoints

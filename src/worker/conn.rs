@@ -37,6 +37,8 @@ pub struct ConnSlot {
     pub joined: EventId,
     /// Evictions at or below this id were already announced with a `reset` event.
     pub acknowledged_floor: EventId,
+    /// The client address as counted for `--max-connections-per-ip`.
+    pub peer_key: u64,
 }
 
 impl ConnSlot {

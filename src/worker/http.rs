@@ -33,12 +33,35 @@ const RETRY_AFTER_SECS: u32 = 5;
 /// How long a refused connection may take to finish sending its request before we close.
 const REJECT_LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 
-pub(super) async fn reject_at_capacity(mut stream: TcpStream) {
-    let err = HttpError::ServiceUnavailable {
-        message: "Server at capacity",
-        retry_after_secs: RETRY_AFTER_SECS,
+/// Why a connection is refused before its request is read.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Refusal {
+    /// `--max-connections` (503).
+    AtCapacity,
+    /// `--max-connections-per-ip` (429).
+    TooManyFromAddress,
+}
+
+pub(super) async fn reject(mut stream: TcpStream, why: Refusal) {
+    let body = match why {
+        Refusal::AtCapacity => http_error(
+            &HttpError::ServiceUnavailable {
+                message: "Server at capacity",
+                retry_after_secs: RETRY_AFTER_SECS,
+            },
+            false,
+        ),
+        Refusal::TooManyFromAddress => {
+            let retry = RETRY_AFTER_SECS.to_string();
+            json_error(
+                429,
+                "Too many connections from this address",
+                &[("Retry-After", &retry)],
+                false,
+            )
+        }
     };
-    if let (Ok(_), _) = stream.write_all(http_error(&err, false)).await {
+    if let (Ok(_), _) = stream.write_all(body).await {
         // Close with FIN, not RST: send our FIN, then take what the client sent (its request)
         // before closing. A client that keeps sending is cut off after a short wait.
         sys::shutdown(stream.as_raw_fd(), false, true);
@@ -75,7 +98,7 @@ enum ReadFail {
     Refuse(HttpError),
 }
 
-pub(super) async fn serve_connection(worker: Rc<Worker>, mut stream: TcpStream) {
+pub(super) async fn serve_connection(worker: Rc<Worker>, mut stream: TcpStream, peer_key: u64) {
     let fd = stream.as_raw_fd();
     let _ = stream.set_nodelay(true);
     let sndbuf = usize::try_from(worker.config().sndbuf_bytes).unwrap_or(usize::MAX);
@@ -106,13 +129,13 @@ pub(super) async fn serve_connection(worker: Rc<Worker>, mut stream: TcpStream) 
             Next::KeepAlive if !worker.is_draining() => continue,
             Next::KeepAlive | Next::Close => break,
             Next::Subscribe { channels, resume } => {
-                worker.adopt_subscriber(stream, &channels, resume);
+                worker.adopt_subscriber(stream, &channels, resume, peer_key);
                 return;
             }
         }
     }
     drop(stream);
-    worker.connection_closed();
+    worker.connection_closed(peer_key);
 }
 
 /// Read one request and answer it.

@@ -31,6 +31,7 @@ use crate::bus::{DoorbellRx, Endpoint, NewEvent, Outcome, PublishRequest, Sequen
 use crate::channel::{ChannelIdx, Channels, Retention};
 use crate::config::Config;
 use crate::metrics::WorkerMetrics;
+use crate::per_ip::{self, PerIpCounter};
 use crate::sse::encode::{self, Frame};
 use crate::sse::id::{unix_ms_now, EventId};
 use crate::sys::{self, Epoll, FrameVec};
@@ -54,6 +55,8 @@ pub struct Shared {
     pub draining: AtomicBool,
     /// Ids at or below this belong to an earlier run of the server.
     pub boot: EventId,
+    /// Connections per client address (`--max-connections-per-ip`).
+    pub per_ip: PerIpCounter,
 }
 
 /// The per-worker state behind one `RefCell`; never borrowed across an await.
@@ -169,16 +172,21 @@ impl Worker {
             };
             let Some(accepted) = accepted else { break };
             match accepted {
-                Ok((stream, _peer)) => {
+                Ok((stream, peer)) => {
                     self.metrics.connections_accepted_total.inc();
+                    let peer_key = per_ip::key(peer.ip());
                     let open = self.shared.open_connections.fetch_add(1, Ordering::Relaxed);
                     if open >= self.config().max_connections {
                         self.shared.open_connections.fetch_sub(1, Ordering::Relaxed);
                         self.metrics.connections_rejected_total.inc();
-                        monoio::spawn(http::reject_at_capacity(stream));
+                        monoio::spawn(http::reject(stream, http::Refusal::AtCapacity));
+                    } else if !self.shared.per_ip.acquire(peer_key) {
+                        self.shared.open_connections.fetch_sub(1, Ordering::Relaxed);
+                        self.metrics.connections_rejected_per_ip_total.inc();
+                        monoio::spawn(http::reject(stream, http::Refusal::TooManyFromAddress));
                     } else {
                         self.metrics.connections.inc();
-                        monoio::spawn(http::serve_connection(Rc::clone(&self), stream));
+                        monoio::spawn(http::serve_connection(Rc::clone(&self), stream, peer_key));
                     }
                 }
                 Err(e) => {
@@ -200,9 +208,10 @@ impl Worker {
     }
 
     /// A connection (of any kind) ended.
-    fn connection_closed(&self) {
+    fn connection_closed(&self, peer_key: u64) {
         self.metrics.connections.dec();
         self.shared.open_connections.fetch_sub(1, Ordering::Relaxed);
+        self.shared.per_ip.release(peer_key);
     }
 
     // ----- handshake registry (the sweep enforces its timeout) ---------------------------------
@@ -457,9 +466,14 @@ impl Worker {
         (resume, Some(encode::reset(reason, raw)))
     }
 
-    /// Make `stream` (whose response head is written) a subscriber slot; returns false if the
-    /// worker is draining and the stream was closed instead.
-    fn adopt_subscriber(self: &Rc<Self>, stream: TcpStream, names: &[String], start: Resume) {
+    /// Make `stream` (whose response head is written) a subscriber slot.
+    fn adopt_subscriber(
+        self: &Rc<Self>,
+        stream: TcpStream,
+        names: &[String],
+        start: Resume,
+        peer_key: u64,
+    ) {
         use std::os::fd::AsRawFd;
         let fd = stream.as_raw_fd();
         let key = {
@@ -480,6 +494,7 @@ impl Worker {
                 cursor: start.cursor,
                 joined: start.joined,
                 acknowledged_floor: start.acknowledged_floor,
+                peer_key,
             };
             let State {
                 conns, channels, ..
@@ -537,7 +552,7 @@ impl Worker {
         self.epoll.remove(slot.fd);
         drop(slot.stream);
         self.metrics.subscribers.dec();
-        self.connection_closed();
+        self.connection_closed(slot.peer_key);
     }
 
     fn start_writer(self: &Rc<Self>, key: ConnKey) {

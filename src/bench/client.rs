@@ -114,12 +114,14 @@ impl ResponseBody {
 }
 
 /// Read an event stream on a monoio socket until `on_event` returns false, the stream ends or
-/// fails. Returns the reader (comment count, retry) and why it stopped.
+/// fails; `on_comments` hears of comment lines (heartbeats) as they arrive. Returns the reader
+/// (comment count, retry) and why it stopped.
 pub async fn read_events(
     stream: &mut monoio::net::TcpStream,
     request: Vec<u8>,
     on_open: impl FnOnce(),
     mut on_event: impl FnMut(&SseEvent) -> bool,
+    mut on_comments: impl FnMut(u64),
 ) -> (SseReader, Result<(), String>) {
     let mut on_open = Some(on_open);
     let mut reader = SseReader::new();
@@ -148,7 +150,11 @@ pub async fn read_events(
             }
         }
         events.clear();
+        let comments = reader.comments;
         reader.feed(&bytes, &mut events);
+        if reader.comments > comments {
+            on_comments(reader.comments - comments);
+        }
         for ev in &events {
             if !on_event(ev) {
                 return (reader, Ok(()));

@@ -1,26 +1,36 @@
 //! `pushcore bench`: a load generator for SSE servers (pushcore, nchan, Mercure, …).
 //!
 //! Thread-per-core on monoio like the server; client sockets spread over source addresses
-//! 127.0.0.2… so ephemeral ports do not run out; streams parsed per the WHATWG rules
-//! ([`sse`]); verdicts (lost, duplicated, out of order) from per-subscriber tallies
-//! ([`stats`]). With `--pid`, the target's CPU time and memory are read from /proc.
+//! 127.0.0.2… so ephemeral ports do not run out, and over child processes (`--procs`) when one
+//! process may not open enough sockets; streams parsed per the WHATWG rules ([`sse`]); verdicts
+//! (lost, duplicated, out of order) from per-subscriber tallies ([`stats`]). With `--pid`, the
+//! target's CPU time and memory are read from /proc. Output: a progress bar on a terminal
+//! ([`meter`]), a human summary, one final JSON line on stdout, and `--report` ([`report`]).
 
 pub mod client;
+pub mod meter;
+pub mod procs;
+pub mod report;
 pub mod sse;
 pub mod stats;
+pub mod subscribers;
 pub mod target;
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use client::{connect, open_stream, read_events, source_addr, subscribe_request, Publisher};
-use stats::{json_u64, sample_process, Latencies, ProcSample, Tally, Totals};
+use client::{connect, open_stream, source_addr, subscribe_request, Publisher};
+use meter::Meter;
+use procs::{Children, Slice};
+use report::{Figure, Series};
+use stats::{json_u64, sample_process, ProcSample, Timeline};
+use subscribers::{Plan, Progress, Subscribers};
 use target::{fill, now_micros, parse_url, payload, HttpUrl};
 
 /// `pushcore bench <scenario>`.
@@ -40,6 +50,17 @@ pub enum Scenario {
     Replay(Common),
     /// Subscribe/close loops with up to C at once: opens per second, server CPU per handshake.
     Churn(Common),
+}
+
+impl Scenario {
+    fn parts(&self) -> (&Common, &'static str) {
+        match self {
+            Scenario::Idle(c) => (c, "idle"),
+            Scenario::Fanout(c) => (c, "fanout"),
+            Scenario::Replay(c) => (c, "replay"),
+            Scenario::Churn(c) => (c, "churn"),
+        }
+    }
 }
 
 /// Flags shared by every scenario.
@@ -63,9 +84,13 @@ pub struct Common {
     /// Hard limit on the whole run, in seconds: a run always ends.
     #[arg(long = "timeout", default_value_t = 120)]
     pub timeout_secs: u64,
-    /// Also write the JSON summary to this file.
-    #[arg(long)]
+    /// Also write the run to FILE: .svg (latency percentiles and a timeline), .html (the same
+    /// with the summary) or .json (the JSON line).
+    #[arg(long, value_name = "FILE")]
     pub report: Option<std::path::PathBuf>,
+    /// No progress bar (it is drawn only when stderr is a terminal anyway).
+    #[arg(long, short)]
+    pub quiet: bool,
     /// Subscribe URL; `{channel}` is replaced.
     #[arg(
         long = "sub-url",
@@ -89,9 +114,16 @@ pub struct Common {
     /// Channel name used in the templates.
     #[arg(long, default_value = "bench")]
     pub channel: String,
-    /// Generator threads (one monoio runtime each).
+    /// Generator threads per process (one monoio runtime each).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Idle, fanout: split the subscribers over N child processes (beyond one process's
+    /// open-file limit).
+    #[arg(long, default_value_t = 1)]
+    pub procs: usize,
+    /// A child of `--procs`: hold slice k of N (internal).
+    #[arg(long = "proc-slice", hide = true, value_parser = Slice::parse)]
+    pub proc_slice: Option<Slice>,
     /// Pin generator thread i to CPU (cpu + i).
     #[arg(long)]
     pub cpu: Option<usize>,
@@ -118,32 +150,59 @@ pub struct Common {
     pub duration_secs: u64,
 }
 
-/// Run a scenario; the exit code is 0 when it passed (no loss, no error).
+/// Sockets a generator process keeps besides its subscribers (runtime, publisher, stdio).
+const SPARE_FDS: u64 = 64;
+
+/// What a scenario produced: the JSON summary, the verdict, and what `--report` draws.
+struct Outcome {
+    summary: serde_json::Value,
+    passed: bool,
+    figure: Figure,
+}
+
+/// Run a scenario; the exit code is 0 when it passed (no loss, no error), 1 when it ran and
+/// failed, 2 when it could not run.
 pub fn run(args: BenchArgs) -> i32 {
-    let result = match &args.scenario {
-        Scenario::Idle(c) => idle(c),
-        Scenario::Fanout(c) => fanout(c),
-        Scenario::Replay(c) => replay(c),
-        Scenario::Churn(c) => churn(c),
-    };
-    let (common, name) = match &args.scenario {
-        Scenario::Idle(c) => (c, "idle"),
-        Scenario::Fanout(c) => (c, "fanout"),
-        Scenario::Replay(c) => (c, "replay"),
-        Scenario::Churn(c) => (c, "churn"),
-    };
+    let (c, name) = args.scenario.parts();
+    if let Some(slice) = c.proc_slice {
+        let _ = crate::sys::raise_nofile_limit();
+        return match sub_url(c) {
+            Ok(url) => {
+                let events = (name == "fanout").then_some(c.events);
+                let timeout = Duration::from_secs(c.timeout_secs + 10);
+                let mut plan = plan(c, url, events);
+                // Children pin side by side: child k's threads follow child k-1's.
+                plan.cpu = c.cpu.map(|cpu| cpu + slice.index * plan.threads);
+                procs::run_slice(&plan, slice, c.conns, timeout)
+            }
+            Err(e) => {
+                eprintln!("pushcore bench {name}: {e}");
+                2
+            }
+        };
+    }
+    let result = check(c, name).and_then(|format| {
+        let outcome = match &args.scenario {
+            Scenario::Idle(c) => idle(c),
+            Scenario::Fanout(c) => fanout(c),
+            Scenario::Replay(c) => replay(c),
+            Scenario::Churn(c) => churn(c),
+        }?;
+        Ok((outcome, format))
+    });
     match result {
-        Ok((mut summary, passed)) => {
-            summary["scenario"] = json!(name);
-            summary["passed"] = json!(passed);
-            let line = summary.to_string();
+        Ok((mut outcome, format)) => {
+            outcome.summary["scenario"] = json!(name);
+            outcome.summary["passed"] = json!(outcome.passed);
+            let line = outcome.summary.to_string();
             println!("{line}");
-            if let Some(path) = &common.report {
-                if let Err(e) = std::fs::write(path, format!("{line}\n")) {
-                    eprintln!("pushcore bench: cannot write {}: {e}", path.display());
+            if let (Some(path), Some(format)) = (&c.report, format) {
+                outcome.figure.title = format!("pushcore bench {name}");
+                if let Err(e) = report::write(path, format, outcome.figure, &line) {
+                    eprintln!("pushcore bench: {e}");
                 }
             }
-            if passed {
+            if outcome.passed {
                 0
             } else {
                 1
@@ -156,25 +215,28 @@ pub fn run(args: BenchArgs) -> i32 {
     }
 }
 
-type Summary = (serde_json::Value, bool);
-
-/// What a generator thread reports.
-#[derive(Debug, Default)]
-struct ThreadReport {
-    totals: Totals,
-    latencies: Latencies,
-    errors: Vec<String>,
-    opened: u64,
-    heartbeats: u64,
-}
-
-/// Counters the threads share with the coordinator.
-#[derive(Debug, Default)]
-struct Progress {
-    opened: AtomicU64,
-    finished: AtomicU64,
-    failed: AtomicU64,
-    stop: AtomicBool,
+/// Flags that would fail late are refused before anything runs; returns the report format.
+fn check(c: &Common, name: &str) -> Result<Option<report::Format>, String> {
+    let format = c.report.as_deref().map(report::Format::of).transpose()?;
+    if c.procs == 0 {
+        return Err("--procs: expected at least 1".into());
+    }
+    if c.procs > 1 && !matches!(name, "idle" | "fanout") {
+        return Err("--procs applies to idle and fanout".into());
+    }
+    let limit = crate::sys::raise_nofile_limit().unwrap_or(1024);
+    let sockets = match name {
+        "idle" | "fanout" => c.conns.div_ceil(c.procs) as u64,
+        "churn" => c.concurrency as u64,
+        _ => 2,
+    };
+    if sockets + SPARE_FDS > limit {
+        let procs = (c.conns as u64).div_ceil(limit.saturating_sub(SPARE_FDS).max(1));
+        return Err(format!(
+            "{sockets} sockets per process exceed the open-file limit ({limit}): split with --procs {procs} or raise `ulimit -n`"
+        ));
+    }
+    Ok(format)
 }
 
 fn sub_url(c: &Common) -> Result<HttpUrl, String> {
@@ -185,176 +247,33 @@ fn pub_url(c: &Common) -> Result<HttpUrl, String> {
     parse_url(&fill(&c.pub_url, "channel", &c.channel))
 }
 
-/// Start `threads` generator threads, each holding its share of `conns` streams; every stream
-/// is tallied against `events` numbered events. Returns the join handles.
-fn spawn_readers(
-    c: &Common,
-    url: &HttpUrl,
-    events: Option<u64>,
-    progress: &Arc<Progress>,
-) -> Vec<std::thread::JoinHandle<ThreadReport>> {
-    let threads = c.threads.max(1);
-    (0..threads)
-        .map(|t| {
-            let mine: Vec<usize> = (0..c.conns).filter(|i| i % threads == t).collect();
-            let url = url.clone();
-            let progress = Arc::clone(progress);
-            let cpu = c.cpu.map(|cpu| cpu + t);
-            let (spread, window) = (c.source_addrs, c.window.max(1) as u64);
-            std::thread::spawn(move || {
-                reader_thread(mine, url, events, progress, cpu, spread, window)
-            })
-        })
-        .collect()
+fn plan(c: &Common, url: HttpUrl, events: Option<u64>) -> Plan {
+    Plan {
+        url,
+        events,
+        threads: c.threads.max(1),
+        cpu: c.cpu,
+        spread: c.source_addrs,
+        window: c.window,
+    }
 }
 
-fn reader_thread(
-    conns: Vec<usize>,
+/// Start the subscribers: in this process, or over `--procs` children.
+fn start_subscribers(
+    c: &Common,
     url: HttpUrl,
     events: Option<u64>,
-    progress: Arc<Progress>,
-    cpu: Option<usize>,
-    spread: usize,
-    window: u64,
-) -> ThreadReport {
-    if let Some(cpu) = cpu {
-        let _ = crate::sys::pin_to_cpu(cpu);
+    progress: &Arc<Progress>,
+) -> Result<Subscribers, String> {
+    if c.procs > 1 {
+        Children::spawn(c.procs, c.conns, events, progress).map(Subscribers::Procs)
+    } else {
+        Ok(Subscribers::threads(
+            &plan(c, url, events),
+            (0..c.conns).collect(),
+            progress,
+        ))
     }
-    let report = Rc::new(RefCell::new(ThreadReport::default()));
-    let runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-        .enable_timer()
-        .with_entries(32768)
-        .build();
-    let mut runtime = match runtime {
-        Ok(r) => r,
-        Err(e) => {
-            report.borrow_mut().errors.push(format!("runtime: {e}"));
-            return Rc::try_unwrap(report)
-                .map(RefCell::into_inner)
-                .unwrap_or_default();
-        }
-    };
-    let n = conns.len() as u64;
-    let r2 = Rc::clone(&report);
-    runtime.block_on(async move {
-        let report = r2;
-        let local_done = Rc::new(std::cell::Cell::new(0u64));
-        // Connections that opened or failed: the rest are handshakes in flight.
-        let local_open = Rc::new(std::cell::Cell::new(0u64));
-        for (started, i) in conns.into_iter().enumerate() {
-            if progress.stop.load(Ordering::Relaxed) {
-                break;
-            }
-            // Keep at most `window` handshakes in flight: clients arrive, they do not all
-            // connect in the same instant.
-            while started as u64 >= local_open.get() + window {
-                monoio::time::sleep(Duration::from_millis(1)).await;
-            }
-            let source = source_addr(i, spread, &url.addr);
-            let std_stream = match connect(url.addr, source, Duration::from_secs(5)).and_then(|s| {
-                s.set_nonblocking(true)?;
-                Ok(s)
-            }) {
-                Ok(s) => s,
-                Err(e) => {
-                    progress.failed.fetch_add(1, Ordering::Relaxed);
-                    local_done.set(local_done.get() + 1);
-                    local_open.set(local_open.get() + 1);
-                    let mut r = report.borrow_mut();
-                    if r.errors.len() < 20 {
-                        r.errors.push(format!("connect: {e}"));
-                    }
-                    continue;
-                }
-            };
-            let Ok(mut stream) = monoio::net::TcpStream::from_std(std_stream) else {
-                local_done.set(local_done.get() + 1);
-                local_open.set(local_open.get() + 1);
-                continue;
-            };
-            let request = subscribe_request(&url, None);
-            let (report, progress, local_done) = (
-                Rc::clone(&report),
-                Arc::clone(&progress),
-                Rc::clone(&local_done),
-            );
-            let local_open = Rc::clone(&local_open);
-            monoio::spawn(async move {
-                let mut tally = events.map(Tally::new);
-                let mut latencies = Latencies::default();
-                let did_open = std::cell::Cell::new(false);
-                let opened = || {
-                    progress.opened.fetch_add(1, Ordering::Relaxed);
-                    local_open.set(local_open.get() + 1);
-                    did_open.set(true);
-                };
-                let (reader, end) = read_events(&mut stream, request, opened, |ev| {
-                    if progress.stop.load(Ordering::Relaxed) {
-                        return false;
-                    }
-                    let Some(t) = tally.as_mut() else { return true };
-                    if let Some(seq) = json_u64(&ev.data, "seq") {
-                        t.record(seq);
-                        if let Some(sent) = json_u64(&ev.data, "ts") {
-                            latencies.push(now_micros().saturating_sub(sent));
-                        }
-                    }
-                    t.unique < t.events()
-                })
-                .await;
-                let mut r = report.borrow_mut();
-                if let Some(t) = &tally {
-                    r.totals.add(t);
-                }
-                r.latencies.extend(&latencies);
-                r.heartbeats += reader.comments;
-                if let Err(e) = end {
-                    let complete = tally.as_ref().is_some_and(|t| t.unique == t.events());
-                    if !complete && !progress.stop.load(Ordering::Relaxed) {
-                        progress.failed.fetch_add(1, Ordering::Relaxed);
-                        if r.errors.len() < 20 {
-                            r.errors.push(e);
-                        }
-                    }
-                }
-                progress.finished.fetch_add(1, Ordering::Relaxed);
-                local_done.set(local_done.get() + 1);
-                if !did_open.get() {
-                    local_open.set(local_open.get() + 1);
-                }
-            });
-        }
-        while local_done.get() < n && !progress.stop.load(Ordering::Relaxed) {
-            monoio::time::sleep(Duration::from_millis(20)).await;
-        }
-    });
-    drop(runtime);
-    let mut out = Rc::try_unwrap(report)
-        .map(RefCell::into_inner)
-        .unwrap_or_default();
-    out.opened = n;
-    out
-}
-
-fn join_reports(handles: Vec<std::thread::JoinHandle<ThreadReport>>) -> ThreadReport {
-    let mut all = ThreadReport::default();
-    for h in handles {
-        match h.join() {
-            Ok(r) => {
-                all.totals.expected += r.totals.expected;
-                all.totals.delivered += r.totals.delivered;
-                all.totals.lost += r.totals.lost;
-                all.totals.duplicates += r.totals.duplicates;
-                all.totals.out_of_order += r.totals.out_of_order;
-                all.totals.unexpected += r.totals.unexpected;
-                all.latencies.extend(&r.latencies);
-                all.heartbeats += r.heartbeats;
-                all.errors.extend(r.errors);
-            }
-            Err(_) => all.errors.push("a generator thread panicked".into()),
-        }
-    }
-    all
 }
 
 /// Wait until `done()` or the deadline; returns whether it was done.
@@ -372,115 +291,177 @@ fn sample(pid: Option<u32>) -> Option<ProcSample> {
     pid.and_then(sample_process)
 }
 
-/// The generator's own CPU use over a phase, as a share of its threads' capacity.
+/// The generator's own CPU use over a phase, as a share of what its threads could use.
 struct OwnCpu {
     cpu0: u64,
     t0: Instant,
+    /// Cores the generator's threads could keep busy.
+    capacity: f64,
 }
 
 impl OwnCpu {
-    fn start() -> OwnCpu {
+    fn start(cpu_micros: u64, threads: usize) -> OwnCpu {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         OwnCpu {
-            cpu0: crate::sys::process_cpu_micros(),
+            cpu0: cpu_micros,
             t0: Instant::now(),
+            capacity: threads.clamp(1, cores) as f64,
         }
     }
-    fn share(&self, threads: usize) -> f64 {
+
+    fn share(&self, cpu_micros: u64) -> f64 {
         let wall = self.t0.elapsed().as_micros().max(1) as f64;
-        (crate::sys::process_cpu_micros().saturating_sub(self.cpu0)) as f64
-            / wall
-            / threads.max(1) as f64
+        cpu_micros.saturating_sub(self.cpu0) as f64 / wall / self.capacity
     }
 }
 
 fn warn_if_saturated(share: f64) {
     if share > 0.9 {
-        eprintln!("pushcore bench: warning: the generator used {:.0}% of its CPU: it may have been the bottleneck; add --threads", share * 100.0);
+        eprintln!(
+            "pushcore bench: warning: the generator used {:.0}% of its CPU: it may have been the bottleneck; add --threads or --procs",
+            share * 100.0
+        );
     }
 }
 
-fn idle(c: &Common) -> Result<Summary, String> {
+fn say(lines: &mut Vec<String>, line: String) {
+    println!("{line}");
+    lines.push(line);
+}
+
+fn idle(c: &Common) -> Result<Outcome, String> {
     let url = sub_url(c)?;
     let deadline = Instant::now() + Duration::from_secs(c.timeout_secs);
+    let meter = Meter::new(c.quiet);
     let before = sample(c.pid);
     let progress = Arc::new(Progress::default());
-    let own = OwnCpu::start();
     let t0 = Instant::now();
-    let handles = spawn_readers(c, &url, None, &progress);
+    let t0_micros = now_micros();
+    let subscribers = start_subscribers(c, url, None, &progress)?;
+    let own = OwnCpu::start(subscribers.cpu_micros(), c.threads * c.procs);
     let total = c.conns as u64;
+    meter.phase("connecting", total);
     wait_until(deadline, || {
-        progress.opened.load(Ordering::Relaxed) + progress.failed.load(Ordering::Relaxed) >= total
+        let (o, r) = (
+            progress.get(&progress.opened),
+            progress.get(&progress.refused),
+        );
+        meter.show(o + r, || format!("open, {r} failed"));
+        o + r >= total
     });
     let connect_secs = t0.elapsed().as_secs_f64();
-    let opened = progress.opened.load(Ordering::Relaxed);
+    let opened = progress.get(&progress.opened);
     std::thread::sleep(Duration::from_millis(500));
     let after = sample(c.pid);
     let hold_until = (Instant::now() + Duration::from_secs(c.hold_secs)).min(deadline);
-    wait_until(hold_until, || false);
-    let share = own.share(c.threads);
-    progress.stop.store(true, Ordering::Relaxed);
-    // Readers notice `stop` at their next event or heartbeat; closing the sockets is the
-    // runtime drop at the end of each thread.
-    let report = join_reports(handles);
-    let failed = progress.failed.load(Ordering::Relaxed);
-    let mut summary = json!({
-        "conns": c.conns, "opened": opened, "failed": failed,
-        "connect_secs": connect_secs, "connects_per_sec": opened as f64 / connect_secs.max(1e-9),
-        "generator_cpu_share": share, "errors": report.errors,
+    let held_from = Instant::now();
+    meter.phase("holding", c.hold_secs * 10);
+    wait_until(hold_until, || {
+        let open = progress.get(&progress.opened) - progress.get(&progress.failed);
+        meter.show(held_from.elapsed().as_millis() as u64 / 100, || {
+            format!("tenths of a second, {open} open")
+        });
+        false
     });
-    println!(
-        "idle: {opened}/{} open in {connect_secs:.2}s ({:.0}/s), {failed} failed",
-        c.conns,
-        opened as f64 / connect_secs.max(1e-9)
+    let share = own.share(subscribers.cpu_micros());
+    let received = subscribers.stop(&progress);
+    meter.clear();
+    let failed = progress.get(&progress.failed);
+    let rate = opened as f64 / connect_secs.max(1e-9);
+    let mut lines = Vec::new();
+    say(
+        &mut lines,
+        format!(
+            "idle: {opened}/{} open in {connect_secs:.2}s ({rate:.0}/s), {failed} failed",
+            c.conns
+        ),
     );
+    let mut summary = json!({
+        "conns": c.conns, "opened": opened, "failed": failed, "procs": c.procs,
+        "connect_secs": connect_secs, "connects_per_sec": rate,
+        "generator_cpu_share": share, "errors": received.errors,
+    });
     if let (Some(b), Some(a)) = (before, after) {
         let per_conn = a.rss_bytes.saturating_sub(b.rss_bytes) as f64 / opened.max(1) as f64;
         let cpu_per_conn = a.cpu_micros.saturating_sub(b.cpu_micros) as f64 / opened.max(1) as f64;
-        println!("server: RSS {} → {} bytes: {per_conn:.0} bytes per connection; {cpu_per_conn:.1} µs CPU per connection", b.rss_bytes, a.rss_bytes);
+        say(&mut lines, format!("server: RSS {} → {} bytes: {per_conn:.0} bytes per connection; {cpu_per_conn:.1} µs CPU per connection", b.rss_bytes, a.rss_bytes));
         summary["server_rss_before"] = json!(b.rss_bytes);
         summary["server_rss_after"] = json!(a.rss_bytes);
         summary["server_bytes_per_conn"] = json!(per_conn);
         summary["server_cpu_us_per_conn"] = json!(cpu_per_conn);
     }
     warn_if_saturated(share);
-    Ok((summary, failed == 0 && opened == total))
+    let figure = Figure {
+        lines,
+        series: Some(Series {
+            what: "opens".into(),
+            counts: received.opens.since(t0_micros),
+            reference: None,
+            origin: "the start".into(),
+        }),
+        ..Figure::default()
+    };
+    Ok(Outcome {
+        summary,
+        passed: failed == 0 && opened == total,
+        figure,
+    })
 }
 
-fn fanout(c: &Common) -> Result<Summary, String> {
+fn fanout(c: &Common) -> Result<Outcome, String> {
     let url = sub_url(c)?;
     let publish_url = pub_url(c)?;
     let deadline = Instant::now() + Duration::from_secs(c.timeout_secs);
+    let meter = Meter::new(c.quiet);
     let progress = Arc::new(Progress::default());
-    let handles = spawn_readers(c, &url, Some(c.events), &progress);
+    let subscribers = start_subscribers(c, url, Some(c.events), &progress)?;
     let total = c.conns as u64;
+    meter.phase("connecting", total);
     let all_open = wait_until(deadline, || {
-        progress.opened.load(Ordering::Relaxed) + progress.failed.load(Ordering::Relaxed) >= total
+        let (o, r) = (
+            progress.get(&progress.opened),
+            progress.get(&progress.refused),
+        );
+        meter.show(o + r, || format!("open, {r} failed"));
+        o + r >= total
     });
-    if !all_open {
-        eprintln!("pushcore bench: not every subscriber opened before the timeout");
-    }
     std::thread::sleep(Duration::from_millis(300));
-    let mut publisher = Publisher::connect(&publish_url, &c.pub_content_type)
-        .map_err(|e| format!("publisher: {e}"))?;
-    let own = OwnCpu::start();
+    let mut publisher = match Publisher::connect(&publish_url, &c.pub_content_type) {
+        Ok(p) => p,
+        Err(e) => {
+            subscribers.stop(&progress);
+            meter.clear();
+            return Err(format!("publisher: {e}"));
+        }
+    };
+    let own = OwnCpu::start(subscribers.cpu_micros(), c.threads * c.procs);
     let before = sample(c.pid);
     let t0 = Instant::now();
+    let t0_micros = now_micros();
+    let mut published = Timeline::default();
+    let expected = total * c.events;
     let interval = Duration::from_secs_f64(1.0 / c.rate.max(0.001));
     let mut publish_errors = 0u64;
     let mut first_error = None;
+    meter.phase("publishing", c.events);
     for seq in 0..c.events {
         if Instant::now() >= deadline {
             break;
         }
         let due = t0 + interval.mul_f64(seq as f64);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
+        while let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait.min(Duration::from_millis(100)));
+            meter.show(seq, || {
+                format!("published, {} delivered", progress.get(&progress.delivered))
+            });
         }
+        let sent = now_micros();
         let body = fill(
             &fill(&c.pub_body, "channel", &c.channel),
             "payload",
-            &payload(seq, now_micros(), c.payload_bytes),
+            &payload(seq, sent, c.payload_bytes),
         );
+        published.record(sent);
         match publisher.post(&body) {
             Ok((status, _)) if (200..300).contains(&status) => {}
             Ok((status, text)) => {
@@ -490,42 +471,66 @@ fn fanout(c: &Common) -> Result<Summary, String> {
             Err(e) => {
                 publish_errors += 1;
                 first_error.get_or_insert(format!("publish {seq}: {e}"));
-                publisher = Publisher::connect(&publish_url, &c.pub_content_type)
-                    .map_err(|e| format!("publisher: {e}"))?;
+                match Publisher::connect(&publish_url, &c.pub_content_type) {
+                    Ok(p) => publisher = p,
+                    Err(_) => break,
+                }
             }
         }
+        meter.show(seq + 1, || {
+            format!("published, {} delivered", progress.get(&progress.delivered))
+        });
     }
     let publish_secs = t0.elapsed().as_secs_f64();
     let settle = (Instant::now() + Duration::from_secs(10)).min(deadline);
+    meter.phase("delivering", expected);
     wait_until(settle, || {
-        progress.finished.load(Ordering::Relaxed) + progress.failed.load(Ordering::Relaxed) >= total
+        meter.show(progress.get(&progress.delivered), || "delivered".into());
+        progress.get(&progress.finished) >= total
     });
     let after = sample(c.pid);
     let elapsed = t0.elapsed().as_secs_f64();
-    let share = own.share(c.threads);
-    progress.stop.store(true, Ordering::Relaxed);
-    let mut report = join_reports(handles);
-    let t = report.totals;
-    let mut pct = |p| report.latencies.percentile(p).unwrap_or(0);
+    let share = own.share(subscribers.cpu_micros());
+    let mut received = subscribers.stop(&progress);
+    meter.clear();
+    if !all_open {
+        eprintln!("pushcore bench: not every subscriber opened before the timeout");
+    }
+    let (opened, failed) = (
+        progress.get(&progress.opened),
+        progress.get(&progress.failed),
+    );
+    let t = received.totals;
+    let l = &mut received.latencies;
+    let mut pct = |p| l.percentile(p).unwrap_or(0);
     let (p50, p90, p99, p999, max) = (pct(50.0), pct(90.0), pct(99.0), pct(99.9), pct(100.0));
-    println!(
+    let mut lines = Vec::new();
+    say(&mut lines, format!(
         "fanout: {} subscribers × {} events in {publish_secs:.1}s: delivered {}/{}, lost {}, duplicated {}, out of order {}, publish errors {publish_errors}",
         c.conns, c.events, t.delivered, t.expected, t.lost, t.duplicates, t.out_of_order
+    ));
+    say(
+        &mut lines,
+        format!("latency µs: p50 {p50}  p90 {p90}  p99 {p99}  p99.9 {p999}  max {max}"),
     );
-    println!("latency µs: p50 {p50}  p90 {p90}  p99 {p99}  p99.9 {p999}  max {max}");
     let mut summary = json!({
         "conns": c.conns, "events": c.events, "rate": c.rate, "payload_bytes": c.payload_bytes,
+        "procs": c.procs, "opened": opened, "failed": failed,
         "expected": t.expected, "delivered": t.delivered, "lost": t.lost, "duplicates": t.duplicates,
         "out_of_order": t.out_of_order, "unexpected": t.unexpected, "publish_errors": publish_errors,
+        "heartbeats": received.heartbeats,
         "deliveries_per_sec": t.delivered as f64 / elapsed.max(1e-9),
         "latency_us": { "p50": p50, "p90": p90, "p99": p99, "p99_9": p999, "max": max },
-        "generator_cpu_share": share, "errors": report.errors, "first_publish_error": first_error,
+        "generator_cpu_share": share, "errors": received.errors, "first_publish_error": first_error,
     });
     if let (Some(b), Some(a)) = (before, after) {
         let per = a.cpu_micros.saturating_sub(b.cpu_micros) as f64 / t.delivered.max(1) as f64;
-        println!(
-            "server: {per:.2} µs CPU per delivery; RSS {} bytes",
-            a.rss_bytes
+        say(
+            &mut lines,
+            format!(
+                "server: {per:.2} µs CPU per delivery; RSS {} bytes",
+                a.rss_bytes
+            ),
         );
         summary["server_cpu_us_per_delivery"] = json!(per);
         summary["server_rss"] = json!(a.rss_bytes);
@@ -537,137 +542,217 @@ fn fanout(c: &Common) -> Result<Summary, String> {
         && t.unexpected == 0
         && publish_errors == 0
         && t.expected > 0;
-    Ok((summary, passed))
+    let figure = Figure {
+        lines,
+        series: Some(Series {
+            what: "deliveries".into(),
+            counts: received.deliveries.since(t0_micros),
+            reference: Some((
+                "published × subscribers open".into(),
+                published
+                    .since(t0_micros)
+                    .into_iter()
+                    .map(|n| n * opened)
+                    .collect(),
+            )),
+            origin: "the first publish".into(),
+        }),
+        latencies: Some(received.latencies),
+        ..Figure::default()
+    };
+    Ok(Outcome {
+        summary,
+        passed,
+        figure,
+    })
 }
 
-/// Read events from a blocking stream until `want` bench events arrived (or the deadline).
+/// Read events from a blocking stream until `want` bench events arrived; returns the events
+/// read and, if it stopped short, why (closed, refused, timed out at `deadline`).
 fn read_blocking(
     stream: &mut std::net::TcpStream,
     want: u64,
     deadline: Instant,
-) -> Result<Vec<sse::SseEvent>, String> {
+) -> (Vec<sse::SseEvent>, Result<(), String>) {
     use std::io::Read;
     let mut body = client::ResponseBody::default();
     let mut reader = sse::SseReader::new();
     let mut events = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
     let mut bytes = Vec::new();
-    while (events
-        .iter()
-        .filter(|e: &&sse::SseEvent| json_u64(&e.data, "seq").is_some())
-        .count() as u64)
-        < want
-    {
-        let left = deadline
-            .checked_duration_since(Instant::now())
-            .ok_or("timed out")?;
-        stream
-            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-            .map_err(|e| e.to_string())?;
-        let n = stream.read(&mut buf).map_err(|e| format!("read: {e}"))?;
-        if n == 0 {
-            return Err("stream closed".into());
+    let bench_events = |events: &[sse::SseEvent]| {
+        events
+            .iter()
+            .filter(|e| json_u64(&e.data, "seq").is_some())
+            .count() as u64
+    };
+    while bench_events(&events) < want {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            return (events, Err("timed out".into()));
+        };
+        if let Err(e) = stream.set_read_timeout(Some(left.max(Duration::from_millis(1)))) {
+            return (events, Err(e.to_string()));
         }
+        let n = match stream.read(&mut buf) {
+            Ok(0) => return (events, Err("stream closed".into())),
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return (events, Err("timed out".into()))
+            }
+            Err(e) => return (events, Err(format!("read: {e}"))),
+        };
         bytes.clear();
-        body.feed(buf.get(..n).unwrap_or_default(), &mut bytes)?;
+        if let Err(e) = body.feed(buf.get(..n).unwrap_or_default(), &mut bytes) {
+            return (events, Err(e));
+        }
         reader.feed(&bytes, &mut events);
     }
-    Ok(events)
+    // What was waited for: later events in the same read would depend on timing.
+    let mut seen = 0;
+    events.retain(|e| {
+        let keep = seen < want;
+        seen += u64::from(json_u64(&e.data, "seq").is_some());
+        keep
+    });
+    (events, Ok(()))
 }
 
-fn replay(c: &Common) -> Result<Summary, String> {
+/// Open an event stream on a blocking socket (the request is sent; the response is read by
+/// [`read_blocking`]).
+fn subscribe_blocking(
+    url: &HttpUrl,
+    request_url: &HttpUrl,
+    last_event_id: Option<&str>,
+) -> Result<std::net::TcpStream, String> {
+    use std::io::Write;
+    let mut s =
+        connect(url.addr, None, Duration::from_secs(5)).map_err(|e| format!("connect: {e}"))?;
+    s.write_all(&subscribe_request(request_url, last_event_id))
+        .map_err(|e| format!("write: {e}"))?;
+    Ok(s)
+}
+
+fn replay(c: &Common) -> Result<Outcome, String> {
     let url = sub_url(c)?;
     let publish_url = pub_url(c)?;
-    let deadline = Instant::now() + Duration::from_secs(c.timeout_secs);
-    let mut publisher = Publisher::connect(&publish_url, &c.pub_content_type)
-        .map_err(|e| format!("publisher: {e}"))?;
-    let mut publish = |seq: u64| -> Result<(), String> {
-        let body = fill(
-            &fill(&c.pub_body, "channel", &c.channel),
-            "payload",
-            &payload(seq, now_micros(), c.payload_bytes),
-        );
-        match publisher.post(&body) {
-            Ok((s, _)) if (200..300).contains(&s) => Ok(()),
-            Ok((s, t)) => Err(format!("publish {seq}: {s} {t}")),
-            Err(e) => Err(format!("publish {seq}: {e}")),
-        }
-    };
-    use std::io::Write;
-    // 1. Subscribe and receive K events.
-    let mut first =
-        connect(url.addr, None, Duration::from_secs(5)).map_err(|e| format!("connect: {e}"))?;
-    first
-        .write_all(&subscribe_request(&url, None))
-        .map_err(|e| e.to_string())?;
-    std::thread::sleep(Duration::from_millis(200));
-    for seq in 0..c.before {
-        publish(seq)?;
-    }
-    let got = read_blocking(&mut first, c.before, deadline)?;
-    let last_id = got
-        .iter()
-        .rev()
-        .find(|e| json_u64(&e.data, "seq").is_some())
-        .map(|e| e.id.clone())
-        .ok_or("no event id received")?;
-    drop(first);
-    // 2. Miss J events.
-    for seq in c.before..c.before + c.events {
-        publish(seq)?;
-    }
-    // 3. Resume.
-    let resume_url = match c.resume_with.as_str() {
-        "header" => url.clone(),
-        param @ ("lastEventId" | "last_event_id" | "lastEventID") => {
-            let sep = if url.path.contains('?') { '&' } else { '?' };
-            HttpUrl {
-                path: format!("{}{sep}{param}={last_id}", url.path),
-                ..url.clone()
-            }
-        }
+    let param = match c.resume_with.as_str() {
+        "header" => None,
+        p @ ("lastEventId" | "last_event_id" | "lastEventID") => Some(p),
         other => {
             return Err(format!(
                 "--resume-with {other}: expected header, lastEventId, last_event_id or lastEventID"
             ))
         }
     };
-    let header_id = (c.resume_with == "header").then_some(last_id.as_str());
-    let mut second =
-        connect(url.addr, None, Duration::from_secs(5)).map_err(|e| format!("connect: {e}"))?;
-    second
-        .write_all(&subscribe_request(&resume_url, header_id))
-        .map_err(|e| e.to_string())?;
-    let events = read_blocking(&mut second, c.events, deadline)?;
+    let own = OwnCpu::start(crate::sys::process_cpu_micros(), 1);
+    let deadline = Instant::now() + Duration::from_secs(c.timeout_secs);
+    let mut publisher = Publisher::connect(&publish_url, &c.pub_content_type)
+        .map_err(|e| format!("publisher: {e}"))?;
+    let mut publish = |seqs: std::ops::Range<u64>| -> Result<(), String> {
+        for seq in seqs {
+            let body = fill(
+                &fill(&c.pub_body, "channel", &c.channel),
+                "payload",
+                &payload(seq, now_micros(), c.payload_bytes),
+            );
+            match publisher.post(&body) {
+                Ok((s, _)) if (200..300).contains(&s) => {}
+                Ok((s, t)) => return Err(format!("publish {seq}: {s} {t}")),
+                Err(e) => return Err(format!("publish {seq}: {e}")),
+            }
+        }
+        Ok(())
+    };
+    let (k, j) = (c.before, c.events);
+    // 1. Subscribe and receive K events; 2. disconnect and miss J; 3. resume.
+    let mut last_id = None;
+    let steps = (|| -> Result<(Vec<sse::SseEvent>, Result<(), String>), String> {
+        let mut first = subscribe_blocking(&url, &url, None)?;
+        std::thread::sleep(Duration::from_millis(200));
+        publish(0..k)?;
+        let (got, end) = read_blocking(&mut first, k, deadline);
+        end.map_err(|e| format!("before disconnecting: {e}"))?;
+        let id = got
+            .iter()
+            .rev()
+            .find(|e| json_u64(&e.data, "seq").is_some())
+            .map(|e| e.id.clone())
+            .ok_or("no event id received")?;
+        last_id = Some(id.clone());
+        drop(first);
+        publish(k..k + j)?;
+        let resume_url = match param {
+            None => url.clone(),
+            Some(p) => {
+                let sep = if url.path.contains('?') { '&' } else { '?' };
+                HttpUrl {
+                    path: format!("{}{sep}{p}={id}", url.path),
+                    ..url.clone()
+                }
+            }
+        };
+        let header = param.is_none().then_some(id.as_str());
+        let mut second = subscribe_blocking(&url, &resume_url, header)?;
+        Ok(read_blocking(&mut second, j, deadline))
+    })();
+    let (events, error) = match steps {
+        Ok((events, end)) => (events, end.err()),
+        Err(e) => (Vec::new(), Some(e)),
+    };
     let seqs: Vec<u64> = events
         .iter()
         .filter_map(|e| json_u64(&e.data, "seq"))
         .collect();
-    let expected: Vec<u64> = (c.before..c.before + c.events).collect();
+    let expected: Vec<u64> = (k..k + j).collect();
     let reset = events.iter().any(|e| e.event == "reset");
-    let passed = seqs == expected && !reset;
-    println!(
-        "replay: received {} before disconnecting, resumed from {last_id} via {}: got {:?}{} → {}",
-        c.before,
-        c.resume_with,
-        seqs,
-        if reset { " after a reset event" } else { "" },
-        if passed { "PASS" } else { "FAIL" }
+    let passed = seqs == expected && !reset && error.is_none();
+    let share = own.share(crate::sys::process_cpu_micros());
+    let mut lines = Vec::new();
+    say(
+        &mut lines,
+        format!(
+            "replay: received {k} before disconnecting, resumed from {} via {}: got {seqs:?} of {expected:?}{}{} → {}",
+            last_id.as_deref().unwrap_or("(none)"),
+            c.resume_with,
+            if reset { " after a reset event" } else { "" },
+            error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default(),
+            if passed { "PASS" } else { "FAIL" }
+        ),
     );
-    Ok((
-        json!({ "before": c.before, "missed": c.events, "resume_with": c.resume_with, "received": seqs, "reset": reset }),
+    Ok(Outcome {
+        summary: json!({
+            "before": k, "missed": j, "resume_with": c.resume_with, "resumed_from": last_id,
+            "received": &seqs, "reset": reset, "error": error, "generator_cpu_share": share,
+        }),
         passed,
-    ))
+        figure: Figure {
+            lines,
+            resume: Some(report::Resume {
+                expected,
+                received: seqs,
+                reset,
+            }),
+            ..Figure::default()
+        },
+    })
 }
 
-fn churn(c: &Common) -> Result<Summary, String> {
+fn churn(c: &Common) -> Result<Outcome, String> {
     let url = sub_url(c)?;
     let run_for = Duration::from_secs(c.duration_secs.min(c.timeout_secs));
+    let meter = Meter::new(c.quiet);
     let before = sample(c.pid);
     let opens = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let threads = c.threads.max(1);
+    let own = OwnCpu::start(crate::sys::process_cpu_micros(), threads);
     let t0 = Instant::now();
+    let t0_micros = now_micros();
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             let (url, opens, errors) = (url.clone(), Arc::clone(&opens), Arc::clone(&errors));
@@ -675,77 +760,150 @@ fn churn(c: &Common) -> Result<Summary, String> {
             let cpu = c.cpu.map(|cpu| cpu + t);
             let spread = c.source_addrs;
             std::thread::spawn(move || {
-                if let Some(cpu) = cpu {
-                    let _ = crate::sys::pin_to_cpu(cpu);
-                }
-                let Ok(mut rt) = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-                    .enable_timer()
-                    .build()
-                else {
-                    return;
-                };
-                rt.block_on(async move {
-                    let end = t0 + run_for;
-                    let live = Rc::new(std::cell::Cell::new(per_thread));
-                    for k in 0..per_thread {
-                        let (url, opens, errors, live) = (
-                            url.clone(),
-                            Arc::clone(&opens),
-                            Arc::clone(&errors),
-                            Rc::clone(&live),
-                        );
-                        monoio::spawn(async move {
-                            let mut i = k * 7919 + t;
-                            while Instant::now() < end {
-                                i += per_thread;
-                                let source = source_addr(i, spread, &url.addr);
-                                let Ok(s) = connect(url.addr, source, Duration::from_secs(5))
-                                    .and_then(|s| {
-                                        s.set_nonblocking(true)?;
-                                        Ok(s)
-                                    })
-                                else {
-                                    errors.fetch_add(1, Ordering::Relaxed);
-                                    continue;
-                                };
-                                let Ok(mut stream) = monoio::net::TcpStream::from_std(s) else {
-                                    continue;
-                                };
-                                let attempt =
-                                    open_stream(&mut stream, subscribe_request(&url, None));
-                                match monoio::time::timeout(Duration::from_secs(5), attempt).await {
-                                    Ok(Ok(())) => opens.fetch_add(1, Ordering::Relaxed),
-                                    _ => errors.fetch_add(1, Ordering::Relaxed),
-                                };
-                            }
-                            live.set(live.get() - 1);
-                        });
-                    }
-                    while live.get() > 0 {
-                        monoio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                });
+                churn_thread(
+                    t,
+                    per_thread,
+                    cpu,
+                    spread,
+                    url,
+                    t0 + run_for,
+                    &opens,
+                    &errors,
+                )
             })
         })
         .collect();
+    meter.phase("churning", run_for.as_secs() * 10);
+    wait_until(t0 + run_for, || {
+        meter.show(t0.elapsed().as_millis() as u64 / 100, || {
+            format!(
+                "tenths of a second, {} opens, {} errors",
+                opens.load(Ordering::Relaxed),
+                errors.load(Ordering::Relaxed)
+            )
+        });
+        false
+    });
+    let mut timeline = Timeline::default();
     for h in handles {
-        let _ = h.join();
+        if let Ok(t) = h.join() {
+            timeline.merge(&t);
+        }
     }
+    meter.clear();
     let secs = t0.elapsed().as_secs_f64();
+    let share = own.share(crate::sys::process_cpu_micros());
     let after = sample(c.pid);
     let (opens, errors) = (
         opens.load(Ordering::Relaxed),
         errors.load(Ordering::Relaxed),
     );
-    println!(
-        "churn: {opens} opens in {secs:.1}s ({:.0}/s), {errors} errors",
-        opens as f64 / secs.max(1e-9)
+    let mut lines = Vec::new();
+    say(
+        &mut lines,
+        format!(
+            "churn: {opens} opens in {secs:.1}s ({:.0}/s), {errors} errors",
+            opens as f64 / secs.max(1e-9)
+        ),
     );
-    let mut summary = json!({ "opens": opens, "errors": errors, "secs": secs, "opens_per_sec": opens as f64 / secs.max(1e-9), "concurrency": c.concurrency });
+    let mut summary = json!({
+        "opens": opens, "errors": errors, "secs": secs, "opens_per_sec": opens as f64 / secs.max(1e-9),
+        "concurrency": c.concurrency, "generator_cpu_share": share,
+    });
     if let (Some(b), Some(a)) = (before, after) {
         let per = a.cpu_micros.saturating_sub(b.cpu_micros) as f64 / opens.max(1) as f64;
-        println!("server: {per:.1} µs CPU per subscribe handshake (connect to close)");
+        say(
+            &mut lines,
+            format!("server: {per:.1} µs CPU per subscribe handshake (connect to close)"),
+        );
         summary["server_cpu_us_per_open"] = json!(per);
     }
-    Ok((summary, errors == 0 && opens > 0))
+    warn_if_saturated(share);
+    Ok(Outcome {
+        summary,
+        passed: errors == 0 && opens > 0,
+        figure: Figure {
+            lines,
+            series: Some(Series {
+                what: "opens".into(),
+                counts: timeline.since(t0_micros),
+                reference: None,
+                origin: "the start".into(),
+            }),
+            ..Figure::default()
+        },
+    })
+}
+
+/// One churn thread: `loops` tasks, each opening a stream and closing it again until `end`.
+/// Returns the opens per 100 ms.
+#[allow(clippy::too_many_arguments)]
+fn churn_thread(
+    t: usize,
+    loops: usize,
+    cpu: Option<usize>,
+    spread: usize,
+    url: HttpUrl,
+    end: Instant,
+    opens: &Arc<AtomicU64>,
+    errors: &Arc<AtomicU64>,
+) -> Timeline {
+    if let Some(cpu) = cpu {
+        let _ = crate::sys::pin_to_cpu(cpu);
+    }
+    let timeline = Rc::new(RefCell::new(Timeline::default()));
+    let Ok(mut rt) = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+        .enable_timer()
+        .build()
+    else {
+        errors.fetch_add(1, Ordering::Relaxed);
+        return Timeline::default();
+    };
+    rt.block_on(async {
+        let live = Rc::new(std::cell::Cell::new(loops));
+        for k in 0..loops {
+            let (url, opens, errors, live) = (
+                url.clone(),
+                Arc::clone(opens),
+                Arc::clone(errors),
+                Rc::clone(&live),
+            );
+            let timeline = Rc::clone(&timeline);
+            monoio::spawn(async move {
+                let mut i = k * 7919 + t;
+                while Instant::now() < end {
+                    i += loops;
+                    let source = source_addr(i, spread, &url.addr);
+                    let socket = connect(url.addr, source, Duration::from_secs(5))
+                        .and_then(|s| {
+                            s.set_nonblocking(true)?;
+                            Ok(s)
+                        })
+                        .and_then(monoio::net::TcpStream::from_std);
+                    let Ok(mut stream) = socket else {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    let attempt = open_stream(&mut stream, subscribe_request(&url, None));
+                    match monoio::time::timeout(Duration::from_secs(5), attempt).await {
+                        Ok(Ok(())) => {
+                            opens.fetch_add(1, Ordering::Relaxed);
+                            timeline.borrow_mut().record(now_micros());
+                        }
+                        _ => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                live.set(live.get() - 1);
+            });
+        }
+        while live.get() > 0 {
+            monoio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    drop(rt);
+    Rc::try_unwrap(timeline)
+        .map(RefCell::into_inner)
+        .unwrap_or_default()
 }

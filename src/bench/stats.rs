@@ -59,7 +59,7 @@ impl Tally {
 }
 
 /// Totals over many tallies.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Totals {
     pub expected: u64,
     pub delivered: u64,
@@ -77,6 +77,15 @@ impl Totals {
         self.duplicates += t.duplicates;
         self.out_of_order += t.out_of_order;
         self.unexpected += t.unexpected;
+    }
+
+    pub fn merge(&mut self, o: &Totals) {
+        self.expected += o.expected;
+        self.delivered += o.delivered;
+        self.lost += o.lost;
+        self.duplicates += o.duplicates;
+        self.out_of_order += o.out_of_order;
+        self.unexpected += o.unexpected;
     }
 }
 
@@ -118,6 +127,101 @@ impl Latencies {
         }
         let rank = ((p / 100.0) * n as f64).ceil() as usize;
         self.samples.get(rank.clamp(1, n) - 1).copied()
+    }
+
+    /// The samples as sorted runs, `[value delta, count, …]`: exact and compact on the wire
+    /// between generator processes.
+    pub fn to_runs(&mut self) -> Vec<u64> {
+        let _ = self.percentile(50.0);
+        let mut runs = Vec::new();
+        let mut prev = 0;
+        for chunk in self.samples.chunk_by(|a, b| a == b) {
+            let v = chunk.first().copied().unwrap_or(prev);
+            runs.extend([v - prev, chunk.len() as u64]);
+            prev = v;
+        }
+        runs
+    }
+
+    pub fn from_runs(runs: &[u64]) -> Latencies {
+        let mut samples = Vec::new();
+        let mut v = 0u64;
+        for pair in runs.chunks_exact(2) {
+            if let [delta, count] = pair {
+                v = v.saturating_add(*delta);
+                samples.extend(std::iter::repeat_n(v, (*count).min(1 << 32) as usize));
+            }
+        }
+        Latencies {
+            samples,
+            sorted: true,
+        }
+    }
+}
+
+/// Width of one [`Timeline`] bucket.
+pub const BUCKET_MICROS: u64 = 100_000;
+/// A timeline covers at most this many buckets (an hour); later ones are dropped.
+const MAX_BUCKETS: usize = 36_000;
+
+/// Counts per 100 ms of wall-clock time (deliveries, opens, publishes). Buckets are absolute
+/// (since the Unix epoch), so timelines from several threads or processes merge by addition.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Timeline {
+    first_bucket: u64,
+    counts: Vec<u64>,
+}
+
+impl Timeline {
+    /// Count one occurrence at `at_micros` (Unix epoch microseconds).
+    pub fn record(&mut self, at_micros: u64) {
+        self.add(at_micros / BUCKET_MICROS, 1);
+    }
+
+    fn add(&mut self, bucket: u64, n: u64) {
+        if self.counts.is_empty() {
+            self.first_bucket = bucket;
+        }
+        if bucket < self.first_bucket {
+            let grow = (self.first_bucket - bucket) as usize;
+            if grow + self.counts.len() > MAX_BUCKETS {
+                return;
+            }
+            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+            self.first_bucket = bucket;
+        }
+        let i = (bucket - self.first_bucket) as usize;
+        if i >= MAX_BUCKETS {
+            return;
+        }
+        if i >= self.counts.len() {
+            self.counts.resize(i + 1, 0);
+        }
+        if let Some(c) = self.counts.get_mut(i) {
+            *c += n;
+        }
+    }
+
+    pub fn merge(&mut self, other: &Timeline) {
+        for (i, &n) in other.counts.iter().enumerate() {
+            if n > 0 {
+                self.add(other.first_bucket + i as u64, n);
+            }
+        }
+    }
+
+    /// Counts per bucket, starting with the bucket that holds `from_micros`.
+    pub fn since(&self, from_micros: u64) -> Vec<u64> {
+        let from = from_micros / BUCKET_MICROS;
+        let skip = from.saturating_sub(self.first_bucket) as usize;
+        let lead = self.first_bucket.saturating_sub(from) as usize;
+        let mut out = vec![0; lead.min(MAX_BUCKETS)];
+        out.extend(self.counts.iter().skip(skip));
+        out
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
     }
 }
 
@@ -201,6 +305,37 @@ mod tests {
         assert_eq!(l.percentile(99.0), Some(99));
         assert_eq!(l.percentile(100.0), Some(100));
         assert_eq!(Latencies::default().percentile(50.0), None);
+    }
+
+    #[test]
+    fn latency_runs_round_trip() {
+        let mut l = Latencies::default();
+        for v in [30, 10, 20, 10, 30, 30, 5] {
+            l.push(v);
+        }
+        let runs = l.to_runs();
+        assert_eq!(runs, vec![5, 1, 5, 2, 10, 1, 10, 3]);
+        let mut back = Latencies::from_runs(&runs);
+        assert_eq!(back.len(), 7);
+        assert_eq!(back.percentile(50.0), Some(20));
+        assert_eq!(back.percentile(100.0), Some(30));
+        assert!(Latencies::from_runs(&[]).is_empty());
+    }
+
+    #[test]
+    fn timelines_merge_on_absolute_buckets() {
+        let mut a = Timeline::default();
+        a.record(1_000_050_000);
+        a.record(1_000_090_000);
+        a.record(1_000_350_000);
+        let mut b = Timeline::default();
+        b.record(999_950_000);
+        b.record(1_000_150_000);
+        a.merge(&b);
+        assert_eq!(a.total(), 5);
+        assert_eq!(a.since(1_000_000_000), vec![2, 1, 0, 1]);
+        assert_eq!(a.since(999_800_000), vec![0, 1, 2, 1, 0, 1]);
+        assert_eq!(Timeline::default().since(5), Vec::<u64>::new());
     }
 
     #[test]

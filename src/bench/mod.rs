@@ -357,9 +357,13 @@ fn idle(c: &Common) -> Result<Outcome, String> {
     let held_from = Instant::now();
     meter.phase("holding", c.hold_secs * 10);
     wait_until(hold_until, || {
-        let open = progress.get(&progress.opened) - progress.get(&progress.failed);
+        let open = progress.get(&progress.opened).saturating_sub(
+            progress
+                .get(&progress.failed)
+                .saturating_sub(progress.get(&progress.refused)),
+        );
         meter.show(held_from.elapsed().as_millis() as u64 / 100, || {
-            format!("tenths of a second, {open} open")
+            format!("(0.1 s), {open} open")
         });
         false
     });
@@ -777,7 +781,7 @@ fn churn(c: &Common) -> Result<Outcome, String> {
     wait_until(t0 + run_for, || {
         meter.show(t0.elapsed().as_millis() as u64 / 100, || {
             format!(
-                "tenths of a second, {} opens, {} errors",
+                "(0.1 s), {} opens, {} errors",
                 opens.load(Ordering::Relaxed),
                 errors.load(Ordering::Relaxed)
             )

@@ -266,7 +266,7 @@ fn series_panel(out: &mut String, y0: f64, s: &Series) {
         .unwrap_or(0) as f64
         * 10.0;
     let (top, step) = nice_axis(peak);
-    let (xtop, xstep) = nice_axis(secs);
+    let (xtop, xstep) = nice_axis_in(secs, 10.0);
     let px = |t: f64| ax + aw * t / xtop;
     let py = |rate: f64| ay + ah - ah * rate / top;
     let total: u64 = s.counts.iter().sum();
@@ -501,10 +501,15 @@ fn text(
 /// An axis from 0 to a round number at or above `max`, and its step (1, 2 or 5 × 10^k, about
 /// five steps).
 fn nice_axis(max: f64) -> (f64, f64) {
+    nice_axis_in(max, 5.0)
+}
+
+/// [`nice_axis`] with about `steps` steps.
+fn nice_axis_in(max: f64, steps: f64) -> (f64, f64) {
     if max <= 0.0 || !max.is_finite() {
         return (1.0, 0.2);
     }
-    let rough = max / 5.0;
+    let rough = max / steps;
     let mag = 10f64.powf(rough.log10().floor());
     let step = [1.0, 2.0, 5.0, 10.0]
         .into_iter()

@@ -132,6 +132,10 @@ pub struct Config {
     #[arg(long = "no-pin", env = "PUSHCORE_NO_PIN")]
     pub no_pin: bool,
 
+    /// Authorization (JWT) and CORS.
+    #[command(flatten)]
+    pub auth: crate::auth::AuthConfig,
+
     /// First CPU to pin worker 0 to; worker i goes to (cpu_base + i) mod cores.
     #[arg(long = "cpu-base", env = "PUSHCORE_CPU_BASE", default_value_t = defaults::CPU_BASE,
           allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(0..=4096))]
@@ -179,6 +183,7 @@ impl Default for Config {
             sndbuf_bytes: SNDBUF_BYTES,
             cpu_base: CPU_BASE,
             no_pin: false,
+            auth: crate::auth::AuthConfig::default(),
         }
     }
 }

@@ -57,6 +57,8 @@ counters! {
     write_timeouts_total: "counter", "Connections dropped because a write made no progress.";
     handshake_timeouts_total: "counter", "Connections answered 408 for not finishing a request head.";
     parse_errors_total: "counter", "Requests refused with a 4xx/5xx for malformed input.";
+    auth_refusals_total: "counter", "Requests refused with 401 or 403 by authorization.";
+    token_expiries_total: "counter", "Streams closed because their token expired.";
     hangups_total: "counter", "Idle subscribers noticed gone (FIN/RST).";
 }
 

@@ -32,6 +32,10 @@ fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 impl Server {
     /// Bind every worker's listener and start the workers.
     pub fn start(config: Config) -> std::io::Result<Server> {
+        let auth = config
+            .auth
+            .build()
+            .map_err(|msg| std::io::Error::new(std::io::ErrorKind::InvalidInput, msg))?;
         let workers = config.worker_count();
         let mut listeners = Vec::with_capacity(workers);
         let first = listener(config.listen)?;
@@ -50,6 +54,7 @@ impl Server {
             open_connections: AtomicU64::new(0),
             draining: AtomicBool::new(false),
             boot,
+            auth,
             per_ip: crate::per_ip::PerIpCounter::new(
                 u32::try_from(config.max_connections_per_ip).unwrap_or(u32::MAX),
             ),
@@ -124,6 +129,11 @@ impl Server {
 
 /// `pushcore serve`: run until SIGTERM/SIGINT, then drain. Returns the process exit code.
 pub fn serve(config: Config) -> i32 {
+    // A bad key or CORS setting is a bad flag: one line naming it, exit 2.
+    if let Err(msg) = config.auth.build() {
+        eprintln!("pushcore: {msg}");
+        return 2;
+    }
     if let Err(e) = sys::block_termination_signals() {
         eprintln!("pushcore: cannot block signals: {e}");
         return 1;

@@ -24,4 +24,4 @@ pub use parse::{
     Version,
 };
 pub use query::{parse_target, Target};
-pub use response::{http_error, json_error, json_ok, reason, response};
+pub use response::{http_error, http_error_with, json_error, json_ok, reason, response};

@@ -112,24 +112,30 @@ pub fn json_error(
 /// The response for `err`: its status, its message as a JSON error, and `Allow` (405) or
 /// `Retry-After` (503) where the status calls for it.
 pub fn http_error(err: &HttpError, keep_alive: bool) -> Vec<u8> {
+    http_error_with(err, &[], keep_alive)
+}
+
+/// [`http_error`] with more headers (CORS grants, for one).
+pub fn http_error_with(
+    err: &HttpError,
+    extra_headers: &[(&str, &str)],
+    keep_alive: bool,
+) -> Vec<u8> {
     let message = err.to_string();
+    let secs;
+    let mut headers: Vec<(&str, &str)> = Vec::with_capacity(extra_headers.len() + 1);
     match err {
-        HttpError::MethodNotAllowed { allow } => {
-            json_error(err.status(), &message, &[("Allow", allow)], keep_alive)
-        }
+        HttpError::MethodNotAllowed { allow } => headers.push(("Allow", allow)),
         HttpError::ServiceUnavailable {
             retry_after_secs, ..
         } => {
-            let secs = retry_after_secs.to_string();
-            json_error(
-                err.status(),
-                &message,
-                &[("Retry-After", &secs)],
-                keep_alive,
-            )
+            secs = retry_after_secs.to_string();
+            headers.push(("Retry-After", &secs));
         }
-        _ => json_error(err.status(), &message, &[], keep_alive),
+        _ => {}
     }
+    headers.extend_from_slice(extra_headers);
+    json_error(err.status(), &message, &headers, keep_alive)
 }
 
 /// A JSON success response with `body` already serialized.

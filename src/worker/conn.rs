@@ -19,6 +19,8 @@ pub const HEARTBEAT_DUE: u8 = 4;
 pub const SHUTDOWN_DUE: u8 = 8;
 /// Was over `--max-lag` at the last sweep.
 pub const LAGGING: u8 = 16;
+/// The token expired: send `event: token-expired`, then close.
+pub const TOKEN_EXPIRED: u8 = 32;
 
 /// One subscriber.
 #[derive(Debug)]
@@ -39,6 +41,8 @@ pub struct ConnSlot {
     pub acknowledged_floor: EventId,
     /// The client address as counted for `--max-connections-per-ip`.
     pub peer_key: u64,
+    /// Unix second at which the stream's token expires (0: never).
+    pub expires_at: u32,
 }
 
 impl ConnSlot {

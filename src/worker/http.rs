@@ -11,10 +11,12 @@ use monoio::net::TcpStream;
 use super::publish::parse_publish;
 use super::subscribe::parse_subscription;
 use super::{Resume, Worker};
+use crate::auth::{now_unix, CorsRoute};
 use crate::http::parse::{
     find_header, BodyKind, Head, HeadLimits, Header, Method, Parsed, DEFAULT_MAX_URI_BYTES,
 };
-use crate::http::response::{http_error, json_error, response, CONTINUE};
+use crate::http::query::Target;
+use crate::http::response::{http_error, http_error_with, json_error, response, CONTINUE};
 use crate::http::{check_length, parse_head, parse_target, ChunkedDecoder, HttpError};
 use crate::metrics::WorkerMetrics;
 use crate::sse::encode::{self, Frame};
@@ -27,6 +29,21 @@ Content-Type: text/event-stream\r\n\
 Cache-Control: no-cache, no-transform\r\n\
 Connection: keep-alive\r\n\
 X-Accel-Buffering: no\r\n\r\n";
+
+/// The event-stream response head with `extra` headers (CORS) before its blank line.
+fn stream_head(extra: &[(&str, &str)], out: &mut Vec<u8>) {
+    let Some(without_blank) = STREAM_HEAD.strip_suffix(b"\r\n") else {
+        return;
+    };
+    out.extend_from_slice(without_blank);
+    for (name, value) in extra {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
 
 /// Seconds a client is asked to wait after a 503.
 const RETRY_AFTER_SECS: u32 = 5;
@@ -87,6 +104,8 @@ enum Next {
     Subscribe {
         channels: Vec<String>,
         resume: Resume,
+        /// Unix second at which the subscriber's token expires.
+        expires_at: Option<u64>,
     },
 }
 
@@ -128,8 +147,12 @@ pub(super) async fn serve_connection(worker: Rc<Worker>, mut stream: TcpStream, 
         match next {
             Next::KeepAlive if !worker.is_draining() => continue,
             Next::KeepAlive | Next::Close => break,
-            Next::Subscribe { channels, resume } => {
-                worker.adopt_subscriber(stream, &channels, resume, peer_key);
+            Next::Subscribe {
+                channels,
+                resume,
+                expires_at,
+            } => {
+                worker.adopt_subscriber(stream, &channels, resume, peer_key, expires_at);
                 return;
             }
         }
@@ -168,21 +191,41 @@ async fn serve_one(
     }
     match route {
         ("/events/stream", Method::Get) => {
+            let auth = &worker.shared.auth;
+            let cors = auth
+                .cors()
+                .response_headers(find_header(buf, headers, "origin"));
             let last_event_id = find_header(buf, headers, "last-event-id");
             let max_channels = usize::try_from(worker.config().max_channels).unwrap_or(usize::MAX);
             let sub = match parse_subscription(&target, last_event_id, max_channels) {
                 Ok(s) => s,
                 Err(msg) => {
                     metrics.parse_errors_total.inc();
-                    let _ = stream.write_all(json_error(400, &msg, &[], false)).await;
+                    let _ = stream
+                        .write_all(json_error(400, &msg, cors.as_slice(), false))
+                        .await;
                     return Next::Close;
                 }
             };
+            let mut expires_at = None;
+            if auth.is_enabled() {
+                let token = auth
+                    .token_from_request(buf, headers, &target)
+                    .map(|t| t.value);
+                match auth.authorize_subscribe(token, &sub.channels, now_unix()) {
+                    Ok(grant) => expires_at = grant.and_then(|g| g.expires_at),
+                    Err(e) => {
+                        metrics.auth_refusals_total.inc();
+                        let _ = stream.write_all(e.response(cors.as_slice(), false)).await;
+                        return Next::Close;
+                    }
+                }
+            }
             // Take in-flight events first, so the resume decision sees every id issued so far.
             worker.pump_bus();
             let (resume, reset) = worker.plan_subscription(&sub);
-            let mut out = Vec::with_capacity(STREAM_HEAD.len() + 160);
-            out.extend_from_slice(STREAM_HEAD);
+            let mut out = Vec::with_capacity(STREAM_HEAD.len() + 256);
+            stream_head(cors.as_slice(), &mut out);
             out.extend_from_slice(Frame::retry(worker.config().retry_ms).as_bytes());
             out.extend_from_slice(encode::connected(&worker.client_id(), unix_ms_now()).as_bytes());
             if let Some(reset) = reset {
@@ -192,12 +235,31 @@ async fn serve_one(
                 (Ok(_), _) => Next::Subscribe {
                     channels: sub.channels,
                     resume,
+                    expires_at,
                 },
                 (Err(_), _) => Next::Close,
             }
         }
+        (path @ ("/events/publish" | "/events/stream"), Method::Options) => {
+            let route = if path == "/events/publish" {
+                CorsRoute::Publish
+            } else {
+                CorsRoute::Stream
+            };
+            let origin = find_header(buf, headers, "origin");
+            let grant = worker.shared.auth.cors().preflight_headers(origin, route);
+            let resp = response(204, "", grant.as_slice(), b"", keep_alive);
+            buf.drain(..head.len.min(buf.len()));
+            match stream.write_all(resp).await {
+                (Ok(_), _) if keep_alive => Next::KeepAlive,
+                _ => Next::Close,
+            }
+        }
         ("/events/publish", Method::Post) => {
-            publish(worker, stream, buf, headers, &head, keep_alive, timed_out).await
+            publish(
+                worker, stream, buf, headers, &head, &target, keep_alive, timed_out,
+            )
+            .await
         }
         _ => {
             let resp = route_without_body(worker, route, keep_alive);
@@ -253,13 +315,22 @@ fn route_without_body(worker: &Worker, route: (&str, Method), keep_alive: bool) 
 }
 
 async fn refuse(stream: &mut TcpStream, metrics: &WorkerMetrics, fail: ReadFail) -> Next {
+    refuse_with(stream, metrics, fail, &[]).await
+}
+
+async fn refuse_with(
+    stream: &mut TcpStream,
+    metrics: &WorkerMetrics,
+    fail: ReadFail,
+    extra: &[(&str, &str)],
+) -> Next {
     if let ReadFail::Refuse(err) = fail {
         if matches!(err, HttpError::HeadTimeout) {
             metrics.handshake_timeouts_total.inc();
         } else {
             metrics.parse_errors_total.inc();
         }
-        let _ = stream.write_all(http_error(&err, false)).await;
+        let _ = stream.write_all(http_error_with(&err, extra, false)).await;
     }
     Next::Close
 }
@@ -318,48 +389,86 @@ fn is_json(content_type: Option<&[u8]>) -> bool {
     media.trim_ascii().eq_ignore_ascii_case(b"application/json")
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn publish(
     worker: &Rc<Worker>,
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     headers: &[Header],
     head: &Head,
+    target: &Target,
     keep_alive: bool,
     timed_out: &std::cell::Cell<bool>,
 ) -> Next {
     let metrics = &worker.metrics;
+    let auth = &worker.shared.auth;
+    let cors = auth
+        .cors()
+        .response_headers(find_header(buf, headers, "origin"));
+    let cors = cors.as_slice();
     let max_body = usize::try_from(worker.config().max_body_bytes).unwrap_or(usize::MAX);
+    // The token is checked before the body is read: an anonymous or invalid publisher is
+    // answered 401 without the server taking its body. Channel rights are checked after.
+    let token: Option<String> = auth
+        .token_from_request(buf, headers, target)
+        .map(|t| t.value.to_string());
+    if auth.is_enabled() {
+        let early = match token.as_deref() {
+            None => auth.authorize_publish(None, &[], now_unix()).map(|_| ()),
+            Some(t) => auth.verify(t, now_unix()).map(|_| ()),
+        };
+        if let Err(e) = early {
+            metrics.auth_refusals_total.inc();
+            let _ = stream.write_all(e.response(cors, false)).await;
+            return Next::Close;
+        }
+    }
     if !is_json(find_header(buf, headers, "content-type")) {
         let err = HttpError::UnsupportedMediaType {
             expected: "application/json",
         };
-        return refuse(stream, metrics, ReadFail::Refuse(err)).await;
+        return refuse_with(stream, metrics, ReadFail::Refuse(err), cors).await;
     }
     let expects_continue = find_header(buf, headers, "expect")
         .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
     let (body, consumed) =
         match read_body(stream, buf, head, max_body, expects_continue, timed_out).await {
             Ok(b) => b,
-            Err(fail) => return refuse(stream, metrics, fail).await,
+            Err(fail) => return refuse_with(stream, metrics, fail, cors).await,
         };
     buf.drain(..consumed.min(buf.len()));
+    let answer = |resp: Vec<u8>| async move {
+        match stream.write_all(resp).await {
+            (Ok(_), _) if keep_alive => Next::KeepAlive,
+            _ => Next::Close,
+        }
+    };
     let published = match parse_publish(&body) {
         Ok(p) => p,
         Err(msg) => {
             metrics.parse_errors_total.inc();
-            let resp = json_error(400, &msg, &[], keep_alive);
-            return match stream.write_all(resp).await {
-                (Ok(_), _) if keep_alive => Next::KeepAlive,
-                _ => Next::Close,
-            };
+            return answer(json_error(400, &msg, cors, keep_alive)).await;
         }
     };
+    if auth.is_enabled() {
+        let mut channels: Vec<String> = published
+            .events
+            .iter()
+            .flat_map(|e| e.channels.iter().cloned())
+            .collect();
+        channels.sort_unstable();
+        channels.dedup();
+        if let Err(e) = auth.authorize_publish(token.as_deref(), &channels, now_unix()) {
+            metrics.auth_refusals_total.inc();
+            return answer(e.response(cors, keep_alive)).await;
+        }
+    }
     let batch = published.batch;
     let resp = match worker.publish(published.events).await {
         Some(ids) => {
             metrics.publish_requests_total.inc();
             let body = publish_answer(&ids, batch);
-            response(200, "application/json", &[], body.as_bytes(), keep_alive)
+            response(200, "application/json", cors, body.as_bytes(), keep_alive)
         }
         None => {
             metrics.publish_rejected_total.inc();
@@ -367,13 +476,10 @@ async fn publish(
                 message: "Server busy: event queues are full",
                 retry_after_secs: 1,
             };
-            http_error(&err, keep_alive)
+            http_error_with(&err, cors, keep_alive)
         }
     };
-    match stream.write_all(resp).await {
-        (Ok(_), _) if keep_alive => Next::KeepAlive,
-        _ => Next::Close,
-    }
+    answer(resp).await
 }
 
 fn publish_answer(ids: &[EventId], batch: bool) -> String {

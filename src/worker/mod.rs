@@ -35,7 +35,9 @@ use crate::per_ip::{self, PerIpCounter};
 use crate::sse::encode::{self, Frame};
 use crate::sse::id::{unix_ms_now, EventId};
 use crate::sys::{self, Epoll, FrameVec};
-use conn::{ConnKey, ConnSlot, Conns, CLOSING, HEARTBEAT_DUE, LAGGING, SHUTDOWN_DUE, WRITING};
+use conn::{
+    ConnKey, ConnSlot, Conns, CLOSING, HEARTBEAT_DUE, LAGGING, SHUTDOWN_DUE, TOKEN_EXPIRED, WRITING,
+};
 
 /// Most frames in one writev (well under IOV_MAX).
 const MAX_FRAMES_PER_WRITE: usize = 256;
@@ -57,6 +59,8 @@ pub struct Shared {
     pub boot: EventId,
     /// Connections per client address (`--max-connections-per-ip`).
     pub per_ip: PerIpCounter,
+    /// JWT verification and the CORS policy (off unless configured).
+    pub auth: crate::auth::Auth,
 }
 
 /// The per-worker state behind one `RefCell`; never borrowed across an await.
@@ -473,6 +477,7 @@ impl Worker {
         names: &[String],
         start: Resume,
         peer_key: u64,
+        expires_at: Option<u64>,
     ) {
         use std::os::fd::AsRawFd;
         let fd = stream.as_raw_fd();
@@ -495,6 +500,8 @@ impl Worker {
                 joined: start.joined,
                 acknowledged_floor: start.acknowledged_floor,
                 peer_key,
+                // 0 means never; an expiry past 2106 is treated as never too.
+                expires_at: expires_at.and_then(|e| u32::try_from(e).ok()).unwrap_or(0),
             };
             let State {
                 conns, channels, ..
@@ -646,6 +653,12 @@ impl Worker {
         if slot.has(CLOSING) {
             return Due::Close;
         }
+        // An expired token ends the stream: nothing more, the client must come back with a new one.
+        if slot.has(TOKEN_EXPIRED) {
+            slot.flags &= !TOKEN_EXPIRED;
+            batch.push_owned(encode::token_expired().into_bytes());
+            return Due::Write { last: true };
+        }
         // Evicted before this connection sent them: it must resume (and be told of the gap).
         if channels.missed(&slot.channels, slot.cursor, slot.acknowledged_floor) {
             self.metrics.slow_consumer_disconnects_total.inc();
@@ -749,12 +762,23 @@ impl Worker {
         let mut due = Vec::new();
         let mut stalled = Vec::new();
         let mut lagging = Vec::new();
+        let mut expired = 0u64;
+        let now_unix = u32::try_from(crate::auth::now_unix()).unwrap_or(u32::MAX);
         {
             let mut st = self.state.borrow_mut();
             let State {
                 conns, channels, ..
             } = &mut *st;
             conns.for_each_mut(|key, slot| {
+                if slot.expires_at != 0
+                    && now_unix >= slot.expires_at
+                    && !slot.has(TOKEN_EXPIRED | CLOSING)
+                {
+                    slot.flags |= TOKEN_EXPIRED;
+                    expired += 1;
+                    due.push(key);
+                    return;
+                }
                 let quiet = now.saturating_sub(slot.last_write_secs);
                 if slot.has(WRITING) {
                     if slot.has(CLOSING) {
@@ -794,6 +818,7 @@ impl Worker {
             self.metrics.write_timeouts_total.inc();
             self.close_subscriber(key);
         }
+        self.metrics.token_expiries_total.add(expired);
         for key in lagging {
             self.metrics.slow_consumer_disconnects_total.inc();
             self.close_subscriber(key);

@@ -185,7 +185,7 @@ fn eventsource_client_receives_and_resumes(driver: Driver) {
         let body = |n: usize| {
             event_json(
                 "ld",
-                Some(if n % 2 == 0 { "even" } else { "odd" }),
+                Some(if n.is_multiple_of(2) { "even" } else { "odd" }),
                 &json!({ "n": n, "text": "a\nb" }),
             )
         };

@@ -11,7 +11,9 @@
 //! start a valid head; a byte that no continuation can make valid is reported at once, so a
 //! client speaking TLS or garbage at a plain-text port is answered without waiting for a
 //! timeout. The first offending byte decides the error, so a prefix of a head yields either
-//! `Partial` or the error of the whole head.
+//! `Partial` or the error of the whole head. One deliberate exception: a well-formed version
+//! other than 1.0/1.1 (`HTTP/2`, `HTTP/1.2`) stays `Partial` until its `HTTP/d.d` CRLF is
+//! complete, so that it is answered 505 rather than 400 (httparse errors at once).
 //!
 //! The parser makes one pass in byte order. Targets and header values are scanned sixteen
 //! bytes per step with word-at-a-time (SWAR) tests that find the first byte needing attention

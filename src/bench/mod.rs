@@ -164,6 +164,12 @@ struct Outcome {
 /// failed, 2 when it could not run.
 pub fn run(args: BenchArgs) -> i32 {
     let (c, name) = args.scenario.parts();
+    // The coordinating thread publishes (fanout, replay): keep it off the server's cores too.
+    if let Some(cpu) = c.cpu {
+        if let Err(e) = crate::sys::pin_to_cpu(cpu) {
+            eprintln!("pushcore bench: cannot pin to cpu {cpu}: {e}");
+        }
+    }
     if let Some(slice) = c.proc_slice {
         let _ = crate::sys::raise_nofile_limit();
         return match sub_url(c) {

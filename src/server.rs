@@ -25,8 +25,8 @@ pub struct Server {
 /// Listen backlog of each worker's socket.
 const BACKLOG: i32 = 4096;
 
-fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    sys::reuseport_listener(addr, BACKLOG)
+fn listener(addr: SocketAddr, send_buffer_bytes: usize) -> std::io::Result<std::net::TcpListener> {
+    sys::reuseport_listener(addr, BACKLOG, send_buffer_bytes)
 }
 
 impl Server {
@@ -38,11 +38,12 @@ impl Server {
             .map_err(|msg| std::io::Error::new(std::io::ErrorKind::InvalidInput, msg))?;
         let workers = config.worker_count();
         let mut listeners = Vec::with_capacity(workers);
-        let first = listener(config.listen)?;
+        let sndbuf = usize::try_from(config.sndbuf_bytes).unwrap_or(usize::MAX);
+        let first = listener(config.listen, sndbuf)?;
         let local_addr = first.local_addr()?;
         listeners.push(first);
         for _ in 1..workers {
-            listeners.push(listener(local_addr)?);
+            listeners.push(listener(local_addr, sndbuf)?);
         }
         let boot = EventId::new(unix_ms_now(), 0);
         let metrics: Vec<Arc<WorkerMetrics>> = (0..workers)

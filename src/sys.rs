@@ -20,16 +20,20 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 /// A listening TCP socket with SO_REUSEPORT (each worker binds its own on the same address, and
-/// the kernel spreads new connections across them).
+/// the kernel spreads new connections across them). Accepted sockets inherit its send buffer
+/// cap and TCP_NODELAY, which saves two system calls per connection.
 pub fn reuseport_listener(
     addr: std::net::SocketAddr,
     backlog: i32,
+    send_buffer_bytes: usize,
 ) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
+    socket.set_send_buffer_size(send_buffer_bytes)?;
+    socket.set_nodelay(true)?;
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;
     Ok(socket.into())
@@ -66,31 +70,6 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
         cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) })?;
     }
     Ok(lim.rlim_cur)
-}
-
-fn setsockopt_int(
-    fd: RawFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: libc::c_int,
-) -> io::Result<()> {
-    // SAFETY: the option value is a c_int that lives for the call, and its size is passed.
-    cvt(unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    })?;
-    Ok(())
-}
-
-/// Cap the kernel send buffer of a socket so a slow client cannot pin megabytes.
-pub fn set_send_buffer(fd: RawFd, bytes: usize) -> io::Result<()> {
-    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, value)
 }
 
 /// `shutdown(2)`: the cheap way to abort a write stuck on a client that stopped reading; a

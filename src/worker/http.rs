@@ -118,10 +118,8 @@ enum ReadFail {
 }
 
 pub(super) async fn serve_connection(worker: Rc<Worker>, mut stream: TcpStream, peer_key: u64) {
+    // TCP_NODELAY and the send buffer cap come from the listener.
     let fd = stream.as_raw_fd();
-    let _ = stream.set_nodelay(true);
-    let sndbuf = usize::try_from(worker.config().sndbuf_bytes).unwrap_or(usize::MAX);
-    let _ = sys::set_send_buffer(fd, sndbuf);
     let limits = HeadLimits {
         max_head_bytes: usize::try_from(worker.config().max_head_bytes).unwrap_or(usize::MAX),
         max_headers: usize::try_from(worker.config().max_headers).unwrap_or(usize::MAX),

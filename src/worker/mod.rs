@@ -525,8 +525,17 @@ impl Worker {
                 slot.flags |= SHUTDOWN_DUE;
             }
         }
-        // Replay (or a drain that began meanwhile) may already be due.
-        self.start_writer(key);
+        // Replay (or a drain that began meanwhile) may already be due; a live-only stream has
+        // nothing to send yet and needs no writer.
+        let due = {
+            let st = self.state.borrow();
+            st.conns.get(key).is_some_and(|slot| {
+                slot.flags != 0 || st.channels.lag(&slot.channels, slot.cursor) > 0
+            })
+        };
+        if due {
+            self.start_writer(key);
+        }
     }
 
     /// Drop a subscriber now, or as soon as its writer lets go of the stream.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side by side: pushcore and nchan (nginx), each with one worker pinned to CPU 0, driven by
 # `pushcore bench` pinned to CPU 1, the same scenarios interleaved. Prints one table and writes
-# it to benches/compare/results.md. Installs nginx + libnginx-mod-nchan if missing. Stops only
+# it to benches/compare/results.md (not committed: copy a run into BENCHMARKS.md). Installs nginx + libnginx-mod-nchan if missing. Stops only
 # what it started, by PID.
 #
 #   bash benches/compare/run.sh            # full suite (a few minutes)

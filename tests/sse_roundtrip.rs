@@ -2,7 +2,7 @@
 //!
 //! Two oracles, and every frame goes through both:
 //! - the `eventsource-stream` crate (0.2.3), a published client-side parser;
-//! - [`SpecParser`] below, a direct transcription of the WHATWG "event stream interpretation"
+//! - `fuzz/checks/sse_parser.rs`, a direct transcription of the WHATWG "event stream interpretation"
 //!   algorithm, because the crate deviates from it in three places (none reachable from our
 //!   frames, which carry no BOM, end lines with LF and write `retry:` as plain digits):
 //!   a stream starting with a BOM panics (it strips one byte of the three-byte BOM); an event
@@ -20,133 +20,17 @@ use pushcore::sse::{
     connected, encode_into, encode_published, reset, shutdown, token_expired, Event, EventId, Frame,
 };
 
-/// An event as a client sees it once dispatched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Received {
-    kind: String,
-    data: String,
-    last_event_id: String,
-    /// The reconnection time in force when the event was dispatched.
-    retry_ms: Option<u64>,
-}
+// The WHATWG "event stream interpretation", written out plainly; the fuzz targets decode with
+// the same file, so the spec examples below vet both.
+#[path = "../fuzz/checks/sse_parser.rs"]
+mod sse_parser;
 
-/// The WHATWG event-stream interpretation, fed bytes in chunks of any size.
-#[derive(Default)]
-struct SpecParser {
-    /// Past the optional leading BOM.
-    started: bool,
-    /// Bytes of the unfinished line.
-    line: Vec<u8>,
-    /// The previous line ended with CR: an LF right after it is part of that line break.
-    after_cr: bool,
-    data: String,
-    kind: String,
-    last_event_id_buffer: String,
-    last_event_id: String,
-    reconnection_ms: Option<u64>,
-    received: Vec<Received>,
-}
+use sse_parser::{normalize_line_breaks, Received};
 
-const BOM: &[u8] = b"\xef\xbb\xbf";
-
-impl SpecParser {
-    fn feed(&mut self, chunk: &[u8]) {
-        for &byte in chunk {
-            self.byte(byte);
-        }
-    }
-
-    fn byte(&mut self, byte: u8) {
-        if !self.started {
-            self.line.push(byte);
-            if BOM.starts_with(&self.line) {
-                if self.line.len() == BOM.len() {
-                    self.line.clear();
-                    self.started = true;
-                }
-                return;
-            }
-            self.started = true;
-            for byte in std::mem::take(&mut self.line) {
-                self.byte(byte);
-            }
-            return;
-        }
-        if std::mem::take(&mut self.after_cr) && byte == b'\n' {
-            return;
-        }
-        match byte {
-            b'\r' => {
-                self.after_cr = true;
-                self.end_line();
-            }
-            b'\n' => self.end_line(),
-            _ => self.line.push(byte),
-        }
-    }
-
-    fn end_line(&mut self) {
-        // Decoding line by line equals decoding the stream: CR and LF never occur inside a
-        // multi-byte UTF-8 sequence.
-        let line = String::from_utf8_lossy(&std::mem::take(&mut self.line)).into_owned();
-        if line.is_empty() {
-            self.dispatch();
-        } else if line.starts_with(':') {
-            // A comment.
-        } else if let Some((field, value)) = line.split_once(':') {
-            let value = value.strip_prefix(' ').unwrap_or(value);
-            self.field(field, value);
-        } else {
-            self.field(&line, "");
-        }
-    }
-
-    fn field(&mut self, name: &str, value: &str) {
-        match name {
-            "event" => self.kind = value.to_owned(),
-            "data" => {
-                self.data.push_str(value);
-                self.data.push('\n');
-            }
-            "id" if !value.contains('\0') => self.last_event_id_buffer = value.to_owned(),
-            "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
-                if let Ok(ms) = value.parse() {
-                    self.reconnection_ms = Some(ms);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn dispatch(&mut self) {
-        self.last_event_id = self.last_event_id_buffer.clone();
-        let mut data = std::mem::take(&mut self.data);
-        let kind = std::mem::take(&mut self.kind);
-        if data.is_empty() {
-            return;
-        }
-        if data.ends_with('\n') {
-            data.pop();
-        }
-        self.received.push(Received {
-            kind: if kind.is_empty() {
-                "message".to_owned()
-            } else {
-                kind
-            },
-            data,
-            last_event_id: self.last_event_id.clone(),
-            retry_ms: self.reconnection_ms,
-        });
-    }
-}
-
+/// The spec parser's events for a stream cut into `chunks` (it reads the whole stream; cutting
+/// matters to the crate oracle, which is fed chunk by chunk).
 fn decode_spec(chunks: &[&[u8]]) -> Vec<Received> {
-    let mut parser = SpecParser::default();
-    for chunk in chunks {
-        parser.feed(chunk);
-    }
-    parser.received
+    sse_parser::decode(&chunks.concat()).0
 }
 
 /// The crate's events, with `retry` as the crate reports it: only on the event that set it.
@@ -178,10 +62,6 @@ fn expected(events: &[Event<'_>]) -> Vec<Received> {
             }
         })
         .collect()
-}
-
-fn normalize_line_breaks(data: &str) -> String {
-    data.replace("\r\n", "\n").replace('\r', "\n")
 }
 
 /// Decodes `wire`, cut into `chunks`, with both oracles and checks them against `events`.

@@ -175,6 +175,12 @@ fn slow_consumer_case(driver: Driver, max_lag: &str) {
     let mut stalled = SseStream::open(small, "/events/stream?channels=slow", &[]);
     stalled.handshake();
     let mut reader = subscribe_ready(addr, "/events/stream?channels=slow");
+    // How many events the reader has; the publisher stays within half of --max-lag of it, so
+    // the reader keeps up however loaded the machine is (falling behind is what gets a
+    // subscriber dropped, by design) while the stalled subscriber falls behind for good.
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let window = max_lag.parse::<usize>().expect("max_lag") / 2;
+    let reader_progress = std::sync::Arc::clone(&progress);
     let reading = std::thread::spawn(move || {
         let mut ids = Vec::with_capacity(EVENTS);
         while ids.len() < EVENTS {
@@ -182,6 +188,7 @@ fn slow_consumer_case(driver: Driver, max_lag: &str) {
                 Ok(ev) => ids.push(ev.id().unwrap_or_default().to_string()),
                 Err(end) => return Err((end, ids.len())),
             }
+            reader_progress.store(ids.len(), std::sync::atomic::Ordering::Release);
         }
         Ok(ids)
     });
@@ -189,7 +196,17 @@ fn slow_consumer_case(driver: Driver, max_lag: &str) {
     let pad = "x".repeat(1000);
     let mut publisher = Conn::open(addr);
     let published: Vec<String> = (0..EVENTS)
-        .map(|n| publisher.publish_ok(&event_json("slow", None, &json!({ "n": n, "pad": pad }))))
+        .map(|n| {
+            let caught_up = wait_until(Duration::from_secs(10), || {
+                progress.load(std::sync::atomic::Ordering::Acquire) + window >= n
+                    || reading.is_finished()
+            });
+            assert!(
+                caught_up,
+                "the reader is stuck {window}+ events behind at event {n}"
+            );
+            publisher.publish_ok(&event_json("slow", None, &json!({ "n": n, "pad": pad })))
+        })
         .collect();
 
     let got = reading.join().expect("reader thread");

@@ -38,12 +38,14 @@
 //! [`sys`] ← [`http`], [`sse`] ← [`channel`] ← [`bus`] ← [`worker`] ← [`server`].
 #![warn(missing_debug_implementations)]
 
+pub mod api;
 pub mod auth;
 pub mod bench;
 pub mod bus;
 pub mod channel;
 pub mod config;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod per_ip;
 pub mod server;

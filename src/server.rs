@@ -50,6 +50,7 @@ impl Server {
             .map(|_| Arc::new(WorkerMetrics::default()))
             .collect();
         let shared = Arc::new(Shared {
+            limits: crate::limits::Limits::from_config(&config),
             config: config.clone(),
             metrics,
             open_connections: AtomicU64::new(0),
@@ -60,11 +61,11 @@ impl Server {
                 u32::try_from(config.max_connections_per_ip).unwrap_or(u32::MAX),
             ),
         });
-        let endpoints = bus::build(workers, boot)?;
-        let doorbells = endpoints
-            .first()
-            .map(|(e, _)| Arc::clone(&e.doorbells))
-            .unwrap_or_else(|| Arc::from(Vec::new()));
+        let bus::Built {
+            endpoints,
+            doorbells,
+            hub: _,
+        } = bus::build(workers, bus::Topology::Embedded { floor: boot })?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut threads = Vec::with_capacity(workers);
         for ((index, (endpoint, bell)), listener) in

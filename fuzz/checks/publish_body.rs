@@ -5,13 +5,13 @@
 //! serde_json parses back to the value the body holds (and that compacts to itself). The data
 //! then encodes into a frame a client decodes back to the same JSON.
 
-use pushcore::channel::validate_name;
-use pushcore::sse::encode::encode_published;
-use pushcore::sse::EventId;
-use pushcore::worker::publish::{
+use pushcore::api::publish::{
     compact_json, parse_publish, DEFAULT_EVENT_TYPE, MAX_BATCH_EVENTS, MAX_EVENT_CHANNELS,
     MAX_EVENT_TYPE_BYTES,
 };
+use pushcore::channel::validate_name;
+use pushcore::sse::encode::encode_published;
+use pushcore::sse::EventId;
 use serde_json::Value;
 
 use super::esc;

@@ -4,10 +4,10 @@
 //! absolute-form target decodes as its origin-form part. `parse_subscription` on the result:
 //! never panics; channels valid, distinct, within the limit, `default` when none is named.
 
+use pushcore::api::subscribe::{parse_subscription, DEFAULT_CHANNEL};
 use pushcore::channel::validate_name;
 use pushcore::http::parse_target;
 use pushcore::http::query::{Target, MAX_QUERY_PAIRS};
-use pushcore::worker::subscribe::{parse_subscription, DEFAULT_CHANNEL};
 
 use super::esc;
 

@@ -140,6 +140,20 @@ impl Auth {
         channels: &[String],
         now_unix: u64,
     ) -> Result<Option<Grant>, AuthError> {
+        let admitted = self.admit(action, token, now_unix)?;
+        self.grant(action, admitted.as_ref(), channels)
+    }
+
+    /// The first half of a decision, for a request whose channels are not known yet (a publish
+    /// before its body is read): is a token needed, and is the one sent valid? `Ok(None)`: no
+    /// token needed (auth off, or an anonymous subscriber). The token is verified here once;
+    /// [`Auth::grant`] then checks the channels against its claims.
+    pub fn admit(
+        &self,
+        action: Action,
+        token: Option<&str>,
+        now_unix: u64,
+    ) -> Result<Option<Claims>, AuthError> {
         let Some(verifier) = &self.verifier else {
             return Ok(None);
         };
@@ -150,9 +164,23 @@ impl Auth {
                 Err(AuthError::Unauthorized(Rejection::Missing))
             };
         };
-        let claims = verifier
+        verifier
             .verify(token, now_unix)
-            .map_err(AuthError::Unauthorized)?;
+            .map(Some)
+            .map_err(AuthError::Unauthorized)
+    }
+
+    /// The second half: do the admitted `claims` cover every one of `channels`? `claims` is
+    /// what [`Auth::admit`] returned (None: admitted without a token).
+    pub fn grant(
+        &self,
+        action: Action,
+        claims: Option<&Claims>,
+        channels: &[String],
+    ) -> Result<Option<Grant>, AuthError> {
+        let Some(claims) = claims else {
+            return Ok(None);
+        };
         let patterns = match action {
             Action::Subscribe => &claims.subscribe,
             Action::Publish => &claims.publish,
@@ -170,7 +198,7 @@ impl Auth {
         }
         Ok(Some(Grant {
             expires_at: claims.exp.map(|exp| exp.saturating_add(LEEWAY_SECS)),
-            subject: claims.sub,
+            subject: claims.sub.clone(),
         }))
     }
 }

@@ -56,4 +56,26 @@ impl DoorbellRx {
     pub fn into_stream(self) -> std::io::Result<monoio::net::UnixStream> {
         monoio::net::UnixStream::from_std(self.rx)
     }
+
+    /// For a plain (non-runtime) thread: sleep until rung or until `timeout` passes, whichever
+    /// is first. The caller arms the doorbell and re-checks its rings before calling this.
+    pub fn wait_blocking(&mut self, timeout: std::time::Duration) -> std::io::Result<()> {
+        use std::io::Read;
+        self.rx.set_nonblocking(false)?;
+        self.rx
+            .set_read_timeout(Some(timeout.max(std::time::Duration::from_millis(1))))?;
+        let mut buf = [0u8; 64];
+        match self.rx.read(&mut buf) {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
 }

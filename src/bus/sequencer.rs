@@ -1,49 +1,29 @@
-//! The sequencer: one place that gives every event its id (one total order for the server),
-//! formats its frame once and pushes it to every other worker's ring.
+//! The in-process sequencer: one place that gives every event its id (one total order for the
+//! server), formats its frame once and pushes it to every other worker's ring. It lives on
+//! worker 0 ([`super::Topology::Embedded`]).
 
 use std::sync::Arc;
 
-use super::{NewEvent, Outcome, PublishRequest, Reply, Sequenced};
+use super::hub::{Hub, PortId};
+use super::{Busy, NewEvent, Reply, Request, Sequenced};
 use crate::sse::encode::encode_published;
 use crate::sse::id::{EventId, IdGenerator};
 
-/// A worker's rings, as seen from the sequencer.
-#[derive(Debug)]
-struct Peer {
-    worker: usize,
-    requests: rtrb::Consumer<PublishRequest>,
-    frames: rtrb::Producer<Arc<Sequenced>>,
-    replies: rtrb::Producer<Reply>,
-}
-
-/// Lives on worker 0; the only issuer of event ids.
+/// Issues ids in-process; owns the [`Hub`] of the other workers' rings.
 #[derive(Debug)]
 pub struct Sequencer {
     ids: IdGenerator,
-    peers: Vec<Peer>,
+    hub: Hub,
+    taken: Vec<(PortId, Request)>,
 }
 
 impl Sequencer {
-    pub fn new(floor: EventId) -> Sequencer {
+    pub(super) fn new(floor: EventId, hub: Hub) -> Sequencer {
         Sequencer {
             ids: IdGenerator::new(floor),
-            peers: Vec::new(),
+            hub,
+            taken: Vec::new(),
         }
-    }
-
-    pub(super) fn connect(
-        &mut self,
-        worker: usize,
-        requests: rtrb::Consumer<PublishRequest>,
-        frames: rtrb::Producer<Arc<Sequenced>>,
-        replies: rtrb::Producer<Reply>,
-    ) {
-        self.peers.push(Peer {
-            worker,
-            requests,
-            frames,
-            replies,
-        });
     }
 
     /// The newest id issued so far.
@@ -52,23 +32,21 @@ impl Sequencer {
     }
 
     pub fn has_requests(&self) -> bool {
-        self.peers.iter().any(|p| !p.requests.is_empty())
+        self.hub.intake.has_requests()
     }
 
-    /// Sequence a batch: all of it or (if some worker's ring lacks room) none of it. On success
-    /// every other worker's ring holds the frames and the returned list is for the local worker.
-    /// Returns the workers to wake through `woken`.
+    /// Sequence a batch: all of it, or — if some worker's ring lacks room for all of it —
+    /// none of it ([`Busy`]). On success every other worker's ring holds the frames (and its
+    /// doorbell was rung); the returned events are for the hosting worker to apply.
     pub fn sequence(
         &mut self,
         events: Vec<NewEvent>,
         now_ms: u64,
-        woken: &mut Vec<usize>,
-    ) -> Option<Vec<Arc<Sequenced>>> {
-        let n = events.len();
-        if self.peers.iter().any(|p| p.frames.slots() < n) {
-            return None;
+    ) -> Result<Vec<Arc<Sequenced>>, Busy> {
+        if self.hub.fanout.room() < events.len() {
+            return Err(Busy);
         }
-        let mut out = Vec::with_capacity(n);
+        let mut out = Vec::with_capacity(events.len());
         for ev in events {
             let id = self.ids.next(now_ms);
             // Event types are validated when the request is read; a frame that still fails to
@@ -82,45 +60,37 @@ impl Sequencer {
                 frame: frame.into_bytes(),
                 at_ms: now_ms,
             });
-            for peer in &mut self.peers {
-                // Room was checked above and only this thread pushes.
-                let _ = peer.frames.push(Arc::clone(&seq));
-            }
+            // Room for the whole batch was checked above.
+            let _ = self.hub.fanout.broadcast(&seq);
             out.push(seq);
         }
-        if n > 0 {
-            woken.extend(self.peers.iter().map(|p| p.worker));
+        if !out.is_empty() {
+            self.hub.fanout.wake_all();
         }
-        Some(out)
+        Ok(out)
     }
 
-    /// Take the requests other workers sent, sequence them and queue the replies. Returns the
-    /// locally applied events; the workers to wake are added to `woken`.
-    pub fn serve_peers(&mut self, now_ms: u64, woken: &mut Vec<usize>) -> Vec<Arc<Sequenced>> {
-        let mut local = Vec::new();
-        for i in 0..self.peers.len() {
-            while let Some(peer) = self.peers.get_mut(i) {
-                // A reply must have room before its request is taken.
-                if peer.replies.slots() == 0 {
-                    break;
-                }
-                let Ok(req) = peer.requests.pop() else { break };
-                let token = req.token;
-                let worker = peer.worker;
-                let outcome = match self.sequence(req.events, now_ms, woken) {
-                    Some(mut done) => {
-                        let ids = done.iter().map(|s| s.id).collect();
-                        local.append(&mut done);
-                        Outcome::Sequenced(ids)
-                    }
-                    None => Outcome::Busy,
-                };
-                if let Some(peer) = self.peers.get_mut(i) {
-                    let _ = peer.replies.push(Reply { token, outcome });
-                }
-                woken.push(worker);
-            }
+    /// Sequence every request the other workers sent and answer each. The events are appended
+    /// to `local` for the hosting worker; returns how many were sequenced.
+    pub fn serve_peers(&mut self, now_ms: u64, local: &mut Vec<Arc<Sequenced>>) -> usize {
+        let mut taken = std::mem::take(&mut self.taken);
+        self.hub.intake.take(usize::MAX, &mut taken);
+        let before = local.len();
+        for (port, request) in taken.drain(..) {
+            let outcome = self.sequence(request.events, now_ms).map(|done| {
+                let ids = done.iter().map(|s| s.id).collect();
+                local.extend(done);
+                ids
+            });
+            self.hub.intake.answer(
+                port,
+                Reply {
+                    token: request.token,
+                    outcome,
+                },
+            );
         }
-        local
+        self.taken = taken;
+        local.len() - before
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod history;
 pub mod name;
+pub mod resume;
 
 use std::collections::HashMap;
 use std::rc::Rc;

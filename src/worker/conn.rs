@@ -1,176 +1,161 @@
-//! Connection slots: a dense slab of small records, one per open event stream. An idle
-//! subscriber is just its slot (no task, no buffer, no timer); a writer task exists only while
-//! it has bytes to send.
+//! One HTTP connection's I/O while it is reading requests: the stream, its read buffer, the
+//! parsed header spans and the timeout flag the sweep raises. Handlers get a `&mut Conn`
+//! instead of a bundle of arguments.
 
-use std::os::fd::RawFd;
+use std::cell::Cell;
+use std::rc::Rc;
 
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
-use crate::channel::ChannelIdx;
-use crate::sse::id::EventId;
+use crate::http::parse::{find_header, BodyKind, Head, HeadLimits, Header, Parsed};
+use crate::http::response::CONTINUE;
+use crate::http::{check_length, parse_head, ChunkedDecoder, HttpError};
 
-/// A write task holds the stream.
-pub const WRITING: u8 = 1;
-/// Close as soon as the writer (if any) lets go.
-pub const CLOSING: u8 = 2;
-/// Send a heartbeat if nothing else is due.
-pub const HEARTBEAT_DUE: u8 = 4;
-/// Send the shutdown event, then close.
-pub const SHUTDOWN_DUE: u8 = 8;
-/// Was over `--max-lag` at the last sweep.
-pub const LAGGING: u8 = 16;
-/// The token expired: send `event: token-expired`, then close.
-pub const TOKEN_EXPIRED: u8 = 32;
-
-/// One subscriber.
+/// Why reading a request stopped.
 #[derive(Debug)]
-pub struct ConnSlot {
-    /// `None` while a writer task holds it.
-    pub stream: Option<TcpStream>,
-    pub fd: RawFd,
-    pub flags: u8,
-    /// Seconds (worker clock) of the last completed write, or of the start of the write in flight.
-    pub last_write_secs: u32,
-    pub channels: Box<[ChannelIdx]>,
-    /// The newest event id handed to this connection's writer.
-    pub cursor: EventId,
-    /// The newest event id known when the stream opened: older events are replay, which does
-    /// not count as lag.
-    pub joined: EventId,
-    /// Evictions at or below this id were already announced with a `reset` event.
-    pub acknowledged_floor: EventId,
-    /// The client address as counted for `--max-connections-per-ip`.
-    pub peer_key: u64,
-    /// Unix second at which the stream's token expires (0: never).
-    pub expires_at: u32,
-}
-
-impl ConnSlot {
-    pub fn has(&self, flag: u8) -> bool {
-        self.flags & flag != 0
-    }
-}
-
-/// Key of a slot: index plus the generation that detects a reused index.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConnKey {
-    pub index: u32,
-    pub generation: u32,
-}
-
-impl ConnKey {
-    pub fn token(self) -> u64 {
-        (u64::from(self.generation) << 32) | u64::from(self.index)
-    }
-    pub fn from_token(token: u64) -> ConnKey {
-        ConnKey {
-            index: token as u32,
-            generation: (token >> 32) as u32,
-        }
-    }
+pub(super) enum ReadFail {
+    /// The peer left (or a timeout ended a request that had not begun): close quietly.
+    Gone,
+    /// Answer with this error, then close.
+    Refuse(HttpError),
 }
 
 #[derive(Debug)]
-struct Entry {
-    generation: u32,
-    slot: Option<ConnSlot>,
+pub(super) struct Conn {
+    pub(super) stream: TcpStream,
+    /// Bytes read and not yet consumed: the current request's head (and body), and anything
+    /// pipelined after it.
+    pub(super) buf: Vec<u8>,
+    /// The current head's header spans into `buf`.
+    pub(super) headers: Vec<Header>,
+    /// Raised by the sweep when the current request ran out of time; the sweep also shuts the
+    /// socket's read side, so the pending read ends.
+    pub(super) timed_out: Rc<Cell<bool>>,
+    /// No request has been read on this connection yet.
+    pub(super) first: bool,
 }
 
-/// The slab.
-#[derive(Debug, Default)]
-pub struct Conns {
-    entries: Vec<Entry>,
-    free: Vec<u32>,
-    len: usize,
-}
-
-impl Conns {
-    pub fn insert(&mut self, slot: ConnSlot) -> ConnKey {
-        self.len += 1;
-        if let Some(index) = self.free.pop() {
-            if let Some(entry) = self.entries.get_mut(index as usize) {
-                entry.generation = entry.generation.wrapping_add(1);
-                entry.slot = Some(slot);
-                return ConnKey {
-                    index,
-                    generation: entry.generation,
-                };
-            }
-        }
-        self.entries.push(Entry {
-            generation: 0,
-            slot: Some(slot),
-        });
-        ConnKey {
-            index: (self.entries.len() - 1) as u32,
-            generation: 0,
+impl Conn {
+    pub(super) fn new(stream: TcpStream) -> Conn {
+        Conn {
+            stream,
+            buf: Vec::with_capacity(1024),
+            headers: Vec::new(),
+            timed_out: Rc::new(Cell::new(false)),
+            first: true,
         }
     }
 
-    pub fn get(&self, key: ConnKey) -> Option<&ConnSlot> {
-        self.entries
-            .get(key.index as usize)
-            .filter(|e| e.generation == key.generation)
-            .and_then(|e| e.slot.as_ref())
+    /// The value of header `name` in the current head.
+    pub(super) fn header(&self, name: &str) -> Option<&[u8]> {
+        find_header(&self.buf, &self.headers, name)
     }
 
-    pub fn get_mut(&mut self, key: ConnKey) -> Option<&mut ConnSlot> {
-        self.entries
-            .get_mut(key.index as usize)
-            .filter(|e| e.generation == key.generation)
-            .and_then(|e| e.slot.as_mut())
+    /// Drop the first `n` bytes of the buffer (a request that was answered).
+    pub(super) fn consume(&mut self, n: usize) {
+        self.buf.drain(..n.min(self.buf.len()));
     }
 
-    /// The live slot at `index`, whatever its generation (channel subscriber lists hold indices).
-    pub fn at_mut(&mut self, index: u32) -> Option<(ConnKey, &mut ConnSlot)> {
-        let entry = self.entries.get_mut(index as usize)?;
-        let key = ConnKey {
-            index,
-            generation: entry.generation,
-        };
-        entry.slot.as_mut().map(|s| (key, s))
+    /// Write `bytes`; false if the peer is gone.
+    pub(super) async fn send(&mut self, bytes: Vec<u8>) -> bool {
+        self.stream.write_all(bytes).await.0.is_ok()
     }
 
-    pub fn remove(&mut self, key: ConnKey) -> Option<ConnSlot> {
-        let entry = self
-            .entries
-            .get_mut(key.index as usize)
-            .filter(|e| e.generation == key.generation)?;
-        let slot = entry.slot.take()?;
-        self.free.push(key.index);
-        self.len -= 1;
-        Some(slot)
+    /// Read more bytes onto the end of `buf`; Ok(0) means end of stream.
+    async fn read_more(&mut self, want: usize) -> std::io::Result<usize> {
+        if self.buf.capacity() - self.buf.len() < 512 {
+            self.buf.reserve(want.clamp(1024, 64 * 1024));
+        }
+        let mut owned = std::mem::take(&mut self.buf);
+        let len = owned.len();
+        let end = owned.bytes_total();
+        let (res, slice) = self.stream.read(owned.slice_mut(len..end)).await;
+        self.buf = slice.into_inner();
+        res
     }
 
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Keys of every live slot.
-    pub fn keys(&self) -> impl Iterator<Item = ConnKey> + '_ {
-        self.entries
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.slot.is_some())
-            .map(|(i, e)| ConnKey {
-                index: i as u32,
-                generation: e.generation,
-            })
-    }
-
-    /// Visit every live slot.
-    pub fn for_each_mut(&mut self, mut f: impl FnMut(ConnKey, &mut ConnSlot)) {
-        for (i, e) in self.entries.iter_mut().enumerate() {
-            let generation = e.generation;
-            if let Some(slot) = e.slot.as_mut() {
-                f(
-                    ConnKey {
-                        index: i as u32,
-                        generation,
-                    },
-                    slot,
-                );
+    /// Read until a whole request head is in the buffer.
+    pub(super) async fn read_head(&mut self, limits: &HeadLimits) -> Result<Head, ReadFail> {
+        loop {
+            match parse_head(&self.buf, limits, &mut self.headers) {
+                Ok(Parsed::Complete(head)) => return Ok(head),
+                Ok(Parsed::Partial) => {}
+                Err(e) => return Err(ReadFail::Refuse(e)),
             }
+            let want = self.buf.capacity();
+            match self.read_more(want).await {
+                Ok(n) if n > 0 => {}
+                _ => {
+                    // A timeout on a request that has begun (or on a new connection) gets 408.
+                    let begun = self.first || !self.buf.is_empty();
+                    return Err(if self.timed_out.get() && begun {
+                        ReadFail::Refuse(HttpError::HeadTimeout)
+                    } else {
+                        ReadFail::Gone
+                    });
+                }
+            }
+        }
+    }
+
+    /// Read the body that follows `head`; returns it and how many bytes of the buffer the
+    /// request used (head + body), so pipelined bytes after it are kept.
+    pub(super) async fn read_body(
+        &mut self,
+        head: &Head,
+        max_body: usize,
+    ) -> Result<(Vec<u8>, usize), ReadFail> {
+        let expects_continue = self
+            .header("expect")
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
+        let start = head.len;
+        match head.body {
+            BodyKind::None => Err(ReadFail::Refuse(HttpError::LengthRequired)),
+            BodyKind::Length(n) => {
+                let n = check_length(n, max_body).map_err(ReadFail::Refuse)?;
+                let end = start + n;
+                if expects_continue && self.buf.len() < end {
+                    let _ = self.stream.write_all(CONTINUE).await;
+                }
+                while self.buf.len() < end {
+                    match self.read_more(end - self.buf.len()).await {
+                        Ok(k) if k > 0 => {}
+                        _ => return Err(self.ended()),
+                    }
+                }
+                Ok((self.buf.get(start..end).unwrap_or_default().to_vec(), end))
+            }
+            BodyKind::Chunked => {
+                let mut decoder = ChunkedDecoder::new(max_body);
+                let mut body = Vec::new();
+                let mut pos = start;
+                if expects_continue && self.buf.len() <= start {
+                    let _ = self.stream.write_all(CONTINUE).await;
+                }
+                loop {
+                    let input = self.buf.get(pos..).unwrap_or_default();
+                    let step = decoder.decode(input, &mut body).map_err(ReadFail::Refuse)?;
+                    pos += step.consumed;
+                    if step.done {
+                        return Ok((body, pos));
+                    }
+                    match self.read_more(4096).await {
+                        Ok(k) if k > 0 => {}
+                        _ => return Err(self.ended()),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The sweep ends a stalled read (EOF); a body cut short by it is answered 408.
+    fn ended(&self) -> ReadFail {
+        if self.timed_out.get() {
+            ReadFail::Refuse(HttpError::HeadTimeout)
+        } else {
+            ReadFail::Gone
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Reading a subscribe request: which channels, and where to resume from.
+//! Reading a subscribe request: which channels, and the resume id as the client sent it
+//! (the resume rule itself is [`crate::channel::resume`]).
 
 use crate::channel::validate_name;
 use crate::http::query::Target;

@@ -1,0 +1,99 @@
+//! Accepting connections: the capacity and per-address checks, then a connection task
+//! ([`super::routes`]). Refused connections are answered and closed gracefully.
+
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+use super::{routes, Worker};
+use crate::api::ApiError;
+use crate::per_ip;
+use crate::sys;
+
+/// How long a refused connection may take to finish sending its request before we close.
+const REJECT_LINGER: Duration = Duration::from_millis(500);
+
+impl Worker {
+    pub(super) async fn accept_loop(self: Rc<Self>, listener: monoio::net::TcpListener) {
+        loop {
+            let accepted = monoio::select! {
+                r = listener.accept() => Some(r),
+                _ = self.drain_signal.wait() => None,
+            };
+            let Some(accepted) = accepted else { break };
+            match accepted {
+                Ok((stream, peer)) => self.admit(stream, per_ip::key(peer.ip())),
+                Err(e) => {
+                    self.metrics.accept_errors_total.inc();
+                    // EMFILE/ENFILE/ENOBUFS/ENOMEM: back off instead of spinning on a full table.
+                    let pause = match e.raw_os_error() {
+                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                            Duration::from_millis(100)
+                        }
+                        _ => Duration::from_millis(5),
+                    };
+                    monoio::select! {
+                        _ = monoio::time::sleep(pause) => {},
+                        _ = self.drain_signal.wait() => break,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Count a new connection in, or refuse it (503 at capacity, 429 over the per-address limit).
+    fn admit(self: &Rc<Self>, stream: TcpStream, peer_key: u64) {
+        self.metrics.connections_accepted_total.inc();
+        let open = self.shared.open_connections.fetch_add(1, Ordering::Relaxed);
+        let refusal = if open >= self.limits().max_connections {
+            self.metrics.connections_rejected_total.inc();
+            Some(ApiError::AT_CAPACITY)
+        } else if !self.shared.per_ip.acquire(peer_key) {
+            self.metrics.connections_rejected_per_ip_total.inc();
+            Some(ApiError::TooManyFromAddress)
+        } else {
+            None
+        };
+        match refusal {
+            Some(why) => {
+                self.shared.open_connections.fetch_sub(1, Ordering::Relaxed);
+                monoio::spawn(reject(stream, why));
+            }
+            None => {
+                self.metrics.connections.inc();
+                monoio::spawn(routes::serve_connection(Rc::clone(self), stream, peer_key));
+            }
+        }
+    }
+
+    /// A connection (of any kind) ended.
+    pub(super) fn connection_closed(&self, peer_key: u64) {
+        self.metrics.connections.dec();
+        self.shared.open_connections.fetch_sub(1, Ordering::Relaxed);
+        self.shared.per_ip.release(peer_key);
+    }
+}
+
+/// Answer a refused connection before reading its request, and close with FIN, not RST: send
+/// our FIN, then take what the client sent (its request) before closing. A client that keeps
+/// sending is cut off after a short wait.
+async fn reject(mut stream: TcpStream, why: ApiError) {
+    if let (Ok(_), _) = stream.write_all(why.response(&[], false)).await {
+        sys::shutdown(stream.as_raw_fd(), false, true);
+        let drain = async {
+            let mut buf = vec![0u8; 2048];
+            for _ in 0..8 {
+                let (res, b) = stream.read(buf).await;
+                buf = b;
+                if !matches!(res, Ok(n) if n > 0) {
+                    break;
+                }
+            }
+        };
+        let _ = monoio::time::timeout(REJECT_LINGER, drain).await;
+    }
+}

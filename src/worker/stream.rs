@@ -1,0 +1,195 @@
+//! `GET /events/stream`: which channels, may this client follow them, where does its stream
+//! start ([`crate::channel::resume`]); then the response head, `retry:`, `connected` (and a
+//! `reset` if the resume cannot be exact) are written and the connection becomes a subscriber
+//! slot ([`super::slots`]).
+
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+
+use monoio::net::TcpStream;
+
+use super::conn::Conn;
+use super::routes::{refuse, Next};
+use super::slots::{Pending, Subscriber, Writer};
+use super::Worker;
+use crate::api::subscribe::{parse_subscription, Subscription};
+use crate::api::ApiError;
+use crate::auth::now_unix;
+use crate::channel::resume::{self, Known, Start};
+use crate::channel::ChannelIdx;
+use crate::sse::encode::{self, Frame};
+use crate::sse::id::unix_ms_now;
+
+/// Response head of an event stream; the body is close-delimited.
+pub const STREAM_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\n\
+Content-Type: text/event-stream\r\n\
+Cache-Control: no-cache, no-transform\r\n\
+Connection: keep-alive\r\n\
+X-Accel-Buffering: no\r\n\r\n";
+
+/// A stream whose handshake is written, on its way to a slot.
+pub(super) struct NewSubscriber {
+    channels: Vec<String>,
+    start: Start,
+    /// Unix second at which the subscriber's token expires.
+    expires_at: Option<u64>,
+}
+
+impl Worker {
+    pub(super) async fn open_stream(
+        self: &Rc<Self>,
+        conn: &mut Conn,
+        target: &crate::http::query::Target,
+    ) -> Next {
+        let auth = &self.shared.auth;
+        let cors = auth.cors().response_headers(conn.header("origin"));
+        let sub = match parse_subscription(
+            target,
+            conn.header("last-event-id"),
+            self.limits().max_channels,
+        ) {
+            Ok(s) => s,
+            Err(msg) => return refuse(self, conn, &ApiError::bad_body(msg), cors.as_slice()).await,
+        };
+        let mut expires_at = None;
+        if auth.is_enabled() {
+            let token = auth
+                .token_from_request(&conn.buf, &conn.headers, target)
+                .map(|t| t.value);
+            match auth.authorize_subscribe(token, &sub.channels, now_unix()) {
+                Ok(grant) => expires_at = grant.and_then(|g| g.expires_at),
+                Err(e) => return refuse(self, conn, &e.into(), cors.as_slice()).await,
+            }
+        }
+        // Take in-flight events first, so the resume decision sees every id issued so far.
+        self.pump_bus();
+        let start = self.plan_stream(&sub);
+        let mut out = Vec::with_capacity(STREAM_HEAD.len() + 256);
+        stream_head(cors.as_slice(), &mut out);
+        out.extend_from_slice(Frame::retry(self.limits().retry_ms).as_bytes());
+        out.extend_from_slice(encode::connected(&self.client_id(), unix_ms_now()).as_bytes());
+        if let (Some(reason), Some(raw)) = (start.reset, sub.last_event_id.as_deref()) {
+            out.extend_from_slice(encode::reset(reason.as_str(), raw).as_bytes());
+        }
+        if !conn.send(out).await {
+            return Next::Close;
+        }
+        Next::Subscribe(NewSubscriber {
+            channels: sub.channels,
+            start,
+            expires_at,
+        })
+    }
+
+    fn client_id(&self) -> String {
+        let n = self.next_client.get();
+        self.next_client.set(n + 1);
+        format!("{:x}-{}-{}", self.shared.boot.ms, self.index, n)
+    }
+
+    /// Where this subscription's stream starts, by the resume rule, from what this worker holds.
+    fn plan_stream(&self, sub: &Subscription) -> Start {
+        let mut st = self.state.borrow_mut();
+        let chans: Vec<ChannelIdx> = sub
+            .channels
+            .iter()
+            .map(|n| st.channels.find_or_create(n))
+            .collect();
+        let known = Known {
+            newest: st.newest,
+            boot: self.shared.boot,
+            floor: st.channels.floor_of(&chans),
+        };
+        let start = resume::plan(sub.last_event_id.as_deref().map(str::as_bytes), known);
+        if sub.last_event_id.is_some() {
+            self.metrics.replays_total.inc();
+        }
+        if start.reset.is_some() {
+            self.metrics.resets_total.inc();
+        }
+        start
+    }
+
+    /// Make `stream` (whose response head is written) a subscriber slot.
+    pub(super) fn adopt_subscriber(
+        self: &Rc<Self>,
+        stream: TcpStream,
+        new: NewSubscriber,
+        peer_key: u64,
+    ) {
+        let fd = stream.as_raw_fd();
+        let key = {
+            let mut st = self.state.borrow_mut();
+            let super::State {
+                subscribers,
+                channels,
+                draining,
+                ..
+            } = &mut *st;
+            // Resolved again here, not when the stream was planned: the sweep may have
+            // collected a channel that was still empty while the handshake was being written.
+            let chans: Box<[ChannelIdx]> = new
+                .channels
+                .iter()
+                .map(|n| channels.find_or_create(n))
+                .collect();
+            let key = subscribers.insert(Subscriber {
+                writer: Writer::Idle(stream),
+                fd,
+                pending: Pending {
+                    shutdown: *draining,
+                    ..Pending::default()
+                },
+                lagging: false,
+                last_write_secs: self.now_secs(),
+                channels: chans.clone(),
+                cursor: new.start.cursor,
+                joined: new.start.joined,
+                acknowledged_floor: new.start.acknowledged_floor,
+                peer_key,
+                // 0 means never; an expiry past 2106 is treated as never too.
+                expires_at: new
+                    .expires_at
+                    .and_then(|e| u32::try_from(e).ok())
+                    .unwrap_or(0),
+            });
+            for c in chans.iter() {
+                if let Some(ch) = channels.get_mut(*c) {
+                    ch.subscribers.push(key.index);
+                }
+            }
+            key
+        };
+        self.metrics.subscribers.inc();
+        if self.epoll.add(fd, key.token()).is_err() {
+            self.close_subscriber(key);
+            return;
+        }
+        // Replay (or a drain that began meanwhile) may already be due; a live-only stream has
+        // nothing to send yet and needs no writer.
+        let due = {
+            let st = self.state.borrow();
+            st.subscribers
+                .get(key)
+                .is_some_and(|s| s.pending.any() || st.channels.lag(&s.channels, s.cursor) > 0)
+        };
+        if due {
+            self.start_writer(key);
+        }
+    }
+}
+
+/// The event-stream response head with `extra` headers (CORS) before its blank line.
+fn stream_head(extra: &[(&str, &str)], out: &mut Vec<u8>) {
+    let Some(without_blank) = STREAM_HEAD.strip_suffix(b"\r\n") else {
+        return;
+    };
+    out.extend_from_slice(without_blank);
+    for (name, value) in extra {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}

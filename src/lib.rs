@@ -37,6 +37,18 @@
 //! ## Layers (dependencies point one way)
 //! [`sys`] ← [`http`], [`sse`] ← [`channel`] ← [`bus`] ← [`worker`] ← [`server`].
 #![warn(missing_debug_implementations)]
+// Unsafe code lives in `sys` alone, each block with its SAFETY proof.
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+// No panics where input can reach: errors are values. Tests may assert with them.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::todo,
+    clippy::unimplemented
+)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod api;
 pub mod auth;
@@ -50,5 +62,6 @@ pub mod metrics;
 pub mod per_ip;
 pub mod server;
 pub mod sse;
+#[allow(unsafe_code)]
 pub mod sys;
 pub mod worker;

@@ -340,3 +340,63 @@ unsafe impl monoio::buf::IoVecBuf for FrameVec {
         self.iovecs.len().saturating_sub(self.first)
     }
 }
+
+#[cfg(test)]
+mod frame_vec_tests {
+    use super::*;
+    use monoio::buf::IoVecBuf;
+
+    /// The bytes the iovecs still describe, in order.
+    fn unwritten(v: &FrameVec) -> Vec<u8> {
+        let mut out = Vec::new();
+        for iov in v.iovecs.get(v.first..).unwrap_or_default() {
+            // SAFETY: every iovec points into a frame `v` keeps alive, and `advance` only moves
+            // a base forward within its buffer while shrinking its length to match.
+            let part =
+                unsafe { std::slice::from_raw_parts(iov.iov_base.cast::<u8>(), iov.iov_len) };
+            out.extend_from_slice(part);
+        }
+        out
+    }
+
+    fn three() -> (FrameVec, Vec<u8>) {
+        let mut v = FrameVec::new();
+        v.push_shared(Rc::new(Bytes::from_static(b"id: 1\n\n")));
+        v.push_owned(Bytes::new()); // empty: no iovec
+        v.push_owned(Bytes::from_static(b": heartbeat\n\n"));
+        v.push_shared(Rc::new(Bytes::from_static(b"id: 2\n\n")));
+        (v, b"id: 1\n\n: heartbeat\n\nid: 2\n\n".to_vec())
+    }
+
+    #[test]
+    fn every_partial_write_leaves_exactly_the_rest() {
+        let (v, all) = three();
+        assert_eq!(v.iovecs.len(), 3);
+        assert_eq!(v.remaining(), all.len());
+        // Every split point, and every pair of split points (two partial writes in a row).
+        for a in 0..=all.len() {
+            for b in a..=all.len() {
+                let (mut v, _) = three();
+                v.advance(a);
+                assert_eq!(unwritten(&v), all[a..], "after {a}");
+                v.advance(b - a);
+                assert_eq!(unwritten(&v), all[b..], "after {a} then {}", b - a);
+                assert_eq!(v.remaining(), all.len() - b);
+                assert_eq!(v.is_empty(), b == all.len());
+                assert_eq!(v.read_iovec_len(), v.iovecs.len() - v.first);
+            }
+        }
+    }
+
+    #[test]
+    fn advancing_past_the_end_is_clamped_and_clear_resets() {
+        let (mut v, all) = three();
+        v.advance(all.len() + 100);
+        assert!(v.is_empty());
+        assert_eq!(v.read_iovec_len(), 0);
+        v.clear();
+        assert_eq!(v.remaining(), 0);
+        v.push_owned(Bytes::from_static(b"x"));
+        assert_eq!(unwritten(&v), b"x");
+    }
+}

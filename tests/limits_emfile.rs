@@ -4,8 +4,10 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
 
 struct Server {
     child: Child,
@@ -20,21 +22,13 @@ impl Drop for Server {
 }
 
 fn start(fd_limit: u64, driver_legacy: bool) -> Server {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pushcore"));
-    cmd.args([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--workers",
-        "1",
-        "--no-pin",
-        "--heartbeat",
-        "0",
-    ]);
+    let driver = if driver_legacy {
+        common::Driver::Epoll
+    } else {
+        common::Driver::IoUring
+    };
+    let mut cmd = common::serve_command(driver, &["--workers", "1", "--heartbeat", "0"]);
     cmd.stdout(Stdio::piped()).stderr(Stdio::null());
-    if driver_legacy {
-        cmd.env("MONOIO_FORCE_LEGACY_DRIVER", "1");
-    }
     // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
     unsafe {
         cmd.pre_exec(move || {

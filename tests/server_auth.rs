@@ -8,7 +8,7 @@ mod common;
 mod auth_common;
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use auth_common::{data, mint, raw, Signer, SECRET};
@@ -848,25 +848,8 @@ both_drivers!(replay_limited_to_the_new_token);
 
 /// Run `pushcore serve` (ending it by its pid after 10 s if it does not exit): exit code, stderr.
 fn serve_once(driver: Driver, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pushcore"));
-    cmd.args([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--workers",
-        "1",
-        "--no-pin",
-    ])
-    .args(args);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("PUSHCORE_") {
-            cmd.env_remove(key);
-        }
-    }
-    match driver {
-        Driver::IoUring => cmd.env_remove("MONOIO_FORCE_LEGACY_DRIVER"),
-        Driver::Epoll => cmd.env("MONOIO_FORCE_LEGACY_DRIVER", "1"),
-    };
+    let mut cmd = serve_command(driver, &["--workers", "1"]);
+    cmd.args(args);
     cmd.envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())

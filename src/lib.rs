@@ -13,29 +13,49 @@
 //! in the [`metrics`] counters, which each worker alone writes.
 //!
 //! ## How one event travels
-//! 1. A publisher's `POST` is read by whichever worker accepted it: [`http::parse`] reads the
-//!    head (indices into the read buffer, no allocation per header), [`http::body`] the body,
-//!    [`worker::publish`] validates the JSON.
-//! 2. The events go to the **sequencer** (the role of worker 0, [`bus::sequencer`]) over that
-//!    worker's request ring. The sequencer gives each event its id (`<unix-ms>-<seq>`,
-//!    [`sse::id`]: one total order per server), formats its frame once ([`sse::encode`]) and
-//!    pushes one `Arc` of it to every worker's frame ring, ringing doorbells of workers that
-//!    sleep. A full ring refuses the whole batch: the publisher gets `503`, nothing is dropped.
-//! 3. Each worker appends the frame (one `Rc` handle, core-local) to the history ring of each
-//!    of its channels ([`channel`]) and wakes the local subscribers of those channels.
-//! 4. A subscriber's *queue* is its cursor into history. Its writer task gathers every frame
-//!    after the cursor (merged by id across its channels) into one `writev` of shared buffers,
-//!    so broadcast writes never copy, then gives the stream back to its slot and ends.
+//! 1. A publisher's `POST` is read by whichever worker accepted it (`worker/routes.rs`):
+//!    [`http::parse`] reads the head (indices into the read buffer, no allocation per header),
+//!    `worker/conn.rs` the body, [`api::publish`] validates the JSON, [`auth`] checks the token
+//!    (once, before the body is read) and its channels.
+//! 2. `worker/publish.rs` submits the events to the bus ([`bus::Endpoint::submit`]) and awaits
+//!    the [`bus::Ticket`]: **this is where a publish waits for its ids.** The bus is a star
+//!    through the **sequencer** ([`bus::Sequencer`], hosted by worker 0): it gives each event
+//!    its id (`<unix-ms>-<seq>`, [`sse::id`]: one total order per server), formats its frame
+//!    once ([`sse::encode`]) and pushes one `Arc` of it to every worker's frame ring, ringing
+//!    the doorbells of workers that sleep. A full ring refuses the whole batch: the publisher
+//!    gets `503`, nothing is dropped.
+//! 3. Each worker's bus loop (`worker/inbox.rs`) takes the frame ([`bus::Endpoint::drain`]),
+//!    appends one core-local `Rc` of it to the history ring of each of its channels
+//!    ([`channel`]) and starts the writers of the local subscribers of those channels.
+//! 4. A subscriber's *queue* is its cursor into history. **Its writer task (`worker/writer.rs`)
+//!    is the only code that writes to its socket**: it gathers every frame after the cursor
+//!    (merged by id across its channels) into one `writev` of shared buffers, so broadcast
+//!    writes never copy, then gives the stream back to its slot and ends.
+//!
+//! ## Who owns a subscriber's socket
+//! `worker/slots.rs`: the `TcpStream` is in its slot while idle (`Writer::Idle`) or in its
+//! writer task while a write is in flight (`Writer::Busy`, or `Writer::Closing` when it must
+//! end). The writer's one exit gives it back, or drops it and removes the slot in the same
+//! step, so the raw fd a slot keeps for `shutdown(2)` and the epoll set is valid exactly while
+//! the slot exists. Hang-ups of idle sockets, heartbeats, timeouts and token expiry are the
+//! sweep's (`worker/sweep.rs`, every 250 ms); a token that expires makes the next write send
+//! `event: token-expired` and close.
+//!
+//! ## Where a stream starts
+//! `worker/stream.rs` asks [`channel::resume::plan`] — a pure function of the `Last-Event-ID`,
+//! the newest id seen, the boot id and the channels' history floors — for the cursor, and for a
+//! `reset` reason when the resume cannot be exact.
 //!
 //! ## What one idle connection costs
-//! A slot in a dense slab (stream handle, cursor, channel list, flags: about 100 bytes plus its
-//! channel list), an entry in each channel's subscriber list, and a registration in the
-//! worker's epoll set, through which one poll notices FIN/RST for all idle sockets. No task, no
-//! buffer and no timer: one sweep per worker per half-second sends heartbeats and enforces the
-//! handshake, keep-alive and write-stall timeouts.
+//! A slot in a dense slab (stream handle, cursor, channel list, pending control frames: 176
+//! bytes), an entry in each channel's subscriber list, and a registration in the worker's epoll
+//! set, through which one poll notices FIN/RST for all idle sockets. No task, no buffer and no
+//! timer.
 //!
 //! ## Layers (dependencies point one way)
-//! [`sys`] ← [`http`], [`sse`] ← [`channel`] ← [`bus`] ← [`worker`] ← [`server`].
+//! [`sys`] ← [`http`], [`sse`] ← [`channel`] ← [`bus`] ← [`api`] ← [`worker`] ← [`server`];
+//! [`config`] → [`limits`] (the configuration resolved once into what workers compare
+//! against); [`auth`] and [`per_ip`] are leaves the edge consults.
 #![warn(missing_debug_implementations)]
 // Unsafe code lives in `sys` alone, each block with its SAFETY proof.
 #![deny(unsafe_code)]

@@ -4,20 +4,20 @@
 //!
 //! | file | job |
 //! |---|---|
-//! | [`accept`] | accept loop, capacity and per-address refusals |
-//! | [`conn`] | one HTTP connection's I/O ([`conn::Conn`]): read a head, read a body, answer |
-//! | [`routes`] | a connection from accept to subscriber or close: keep-alive loop, routing |
-//! | [`publish`] | `POST /events/publish`: auth, body, submit to the bus, wait for ids |
-//! | [`stream`] | `GET /events/stream`: resume plan, handshake, adoption as a subscriber slot |
-//! | [`slots`] | subscriber slots: the slab, the writer state, who owns the socket |
-//! | [`inbox`] | the bus loop: take sequenced events, record them, wake subscribers |
-//! | [`writer`] | a subscriber's writer task: gather what is due, one `writev`, close |
-//! | [`sweep`] | the periodic sweep (heartbeats, timeouts, token expiry, lag) and hang-ups |
-//! | [`handshakes`] | connections still reading a request, for the sweep's timeouts |
-//! | [`drain`] | SIGTERM: tell every subscriber, close, and the worker-local [`drain::Signal`] |
+//! | `accept.rs` | accept loop, capacity and per-address refusals |
+//! | `conn.rs` | one HTTP connection's I/O (`Conn`): read a head, read a body, answer |
+//! | `routes.rs` | a connection from accept to subscriber or close: keep-alive loop, routing |
+//! | `publish.rs` | `POST /events/publish`: auth, body, submit to the bus, wait for ids |
+//! | `stream.rs` | `GET /events/stream`: resume plan, handshake, adoption as a subscriber slot |
+//! | `slots.rs` | subscriber slots: the slab, the writer state, who owns the socket |
+//! | `inbox.rs` | the bus loop: take sequenced events, record them, wake subscribers |
+//! | `writer.rs` | a subscriber's writer task: gather what is due, one `writev`, close |
+//! | `sweep.rs` | the periodic sweep (heartbeats, timeouts, token expiry, lag) and hang-ups |
+//! | `handshakes.rs` | connections still reading a request, for the sweep's timeouts |
+//! | `drain.rs` | SIGTERM: tell every subscriber, close, and the worker-local `Signal` |
 //!
 //! Tasks on a worker: the accept loop, the bus loop, the hang-up watcher (one poll on an epoll
-//! set of idle subscribers), the sweep (every [`sweep::SWEEP_INTERVAL`]), one task per
+//! set of idle subscribers), the sweep (every `SWEEP_INTERVAL` (250 ms)), one task per
 //! connection while it is in its handshake (or is a publisher), and one writer task per
 //! subscriber while it has bytes due.
 

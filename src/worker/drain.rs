@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use super::slots::SlotKey;
+use super::slots::{Control, SlotKey};
 use super::Worker;
 use crate::sys;
 
@@ -23,7 +23,7 @@ impl Worker {
         self.drain_signal.raise();
         for key in keys {
             if let Some(sub) = self.state.borrow_mut().subscribers.get_mut(key) {
-                sub.pending.shutdown = true;
+                sub.pending.set(Control::Shutdown);
             }
             self.start_writer(key);
         }

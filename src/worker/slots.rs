@@ -3,10 +3,10 @@
 //! it has bytes to send ([`super::writer`]).
 //!
 //! **Who owns the socket.** A subscriber's `TcpStream` is in exactly one place: in its slot
-//! ([`Writer::Idle`]) or in its writer task ([`Writer::Busy`], [`Writer::Closing`]). The writer
-//! task gives it back, or — when the slot is closing — drops it and removes the slot in the same
-//! synchronous step ([`super::Worker::close_subscriber`]). So the raw [`Subscriber::fd`] copy is
-//! valid exactly as long as the slot exists, and is only used for `shutdown(2)` and the epoll set.
+//! ([`Writer::Idle`]) or in its writer task ([`Writer::Busy`]). The writer task gives it back,
+//! or — when the stream must end ([`Control::Close`] is pending) — drops it and removes the slot
+//! in the same synchronous step. So the raw [`Subscriber::fd`] copy is valid exactly as long as
+//! the slot exists, and is only used for `shutdown(2)` and the epoll set.
 
 use std::os::fd::RawFd;
 
@@ -15,38 +15,57 @@ use monoio::net::TcpStream;
 use crate::channel::ChannelIdx;
 use crate::sse::id::EventId;
 
-/// Who holds the stream, and what the writer should do with it.
+/// Who holds the stream.
 #[derive(Debug)]
 pub(super) enum Writer {
     /// No write in flight: the slot holds the stream.
     Idle(TcpStream),
-    /// A writer task holds the stream and will give it back.
+    /// A writer task holds the stream; it gives it back when nothing is due, or drops it with
+    /// the slot when [`Control::Close`] is pending.
     Busy,
-    /// A writer task holds the stream; when it ends, the stream is dropped and the slot removed.
-    Closing,
 }
 
-impl Writer {
-    /// A writer task holds the stream.
-    pub(super) fn in_flight(&self) -> bool {
-        !matches!(self, Writer::Idle(_))
+/// Work due on a stream besides its events, done by its next write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Control {
+    /// `: heartbeat`, if nothing else is due.
+    Heartbeat,
+    /// `event: shutdown` after what is due, then close (draining).
+    Shutdown,
+    /// `event: token-expired`, then close.
+    TokenExpired,
+    /// End the stream as soon as its writer lets go of it (the socket is already shut down).
+    Close,
+}
+
+/// The set of pending [`Control`]s, one byte per slot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Pending(u8);
+
+impl Control {
+    fn bit(self) -> u8 {
+        1 << (self as u8)
     }
 }
 
-/// Control frames due on a stream, sent by its next write.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(super) struct Pending {
-    /// `: heartbeat`, if nothing else is due.
-    pub(super) heartbeat: bool,
-    /// `event: shutdown` after what is due, then close (draining).
-    pub(super) shutdown: bool,
-    /// `event: token-expired`, then close.
-    pub(super) token_expired: bool,
-}
-
 impl Pending {
+    pub(super) fn has(self, c: Control) -> bool {
+        self.0 & c.bit() != 0
+    }
+
+    pub(super) fn set(&mut self, c: Control) {
+        self.0 |= c.bit();
+    }
+
+    /// Whether `c` was pending; it no longer is.
+    pub(super) fn take(&mut self, c: Control) -> bool {
+        let had = self.has(c);
+        self.0 &= !c.bit();
+        had
+    }
+
     pub(super) fn any(self) -> bool {
-        self.heartbeat || self.shutdown || self.token_expired
+        self.0 != 0
     }
 }
 
@@ -217,6 +236,33 @@ impl<T> Slab<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pending_controls_are_independent() {
+        let all = [
+            Control::Heartbeat,
+            Control::Shutdown,
+            Control::TokenExpired,
+            Control::Close,
+        ];
+        for c in all {
+            let mut p = Pending::default();
+            assert!(!p.any());
+            p.set(c);
+            for other in all {
+                assert_eq!(p.has(other), other == c, "{c:?} set, {other:?} asked");
+            }
+            assert!(p.take(c));
+            assert!(!p.take(c));
+            assert!(!p.any());
+        }
+    }
+
+    #[test]
+    fn a_slot_stays_small() {
+        // 168 bytes before the writer became an explicit state; keep it there.
+        assert!(std::mem::size_of::<Subscriber>() <= 168);
+    }
 
     #[test]
     fn a_reused_index_gets_a_new_generation_and_stale_keys_miss() {

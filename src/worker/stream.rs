@@ -10,7 +10,7 @@ use monoio::net::TcpStream;
 
 use super::conn::Conn;
 use super::routes::{refuse, Next};
-use super::slots::{Pending, Subscriber, Writer};
+use super::slots::{Control, Pending, Subscriber, Writer};
 use super::Worker;
 use crate::api::subscribe::{parse_subscription, Subscription};
 use crate::api::ApiError;
@@ -136,9 +136,12 @@ impl Worker {
             let key = subscribers.insert(Subscriber {
                 writer: Writer::Idle(stream),
                 fd,
-                pending: Pending {
-                    shutdown: *draining,
-                    ..Pending::default()
+                pending: {
+                    let mut p = Pending::default();
+                    if *draining {
+                        p.set(Control::Shutdown);
+                    }
+                    p
                 },
                 lagging: false,
                 last_write_secs: self.now_secs(),

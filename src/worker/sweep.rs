@@ -7,7 +7,7 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::slots::{Subscriber, Writer};
+use super::slots::{Control, Subscriber};
 use super::{yield_now, State, Worker};
 use crate::channel::Channels;
 use crate::sse::id::unix_ms_now;
@@ -69,19 +69,19 @@ impl Worker {
                 ..
             } = &mut *st;
             subscribers.for_each_mut(|key, sub| {
-                let closing = matches!(sub.writer, Writer::Closing);
+                let closing = sub.pending.has(Control::Close);
                 if sub.expires_at != 0
                     && now_unix >= sub.expires_at
-                    && !sub.pending.token_expired
+                    && !sub.pending.has(Control::TokenExpired)
                     && !closing
                 {
-                    sub.pending.token_expired = true;
+                    sub.pending.set(Control::TokenExpired);
                     expired += 1;
                     due.push(key);
                     return;
                 }
                 let quiet = now.saturating_sub(sub.last_write_secs);
-                if sub.writer.in_flight() {
+                if matches!(sub.writer, super::slots::Writer::Busy) {
                     if closing {
                         return;
                     }
@@ -96,7 +96,7 @@ impl Worker {
                         }
                     }
                 } else if limits.heartbeat_secs > 0 && quiet >= limits.heartbeat_secs {
-                    sub.pending.heartbeat = true;
+                    sub.pending.set(Control::Heartbeat);
                     due.push(key);
                 }
             });

@@ -2,15 +2,15 @@
 //! due. It gathers every frame after the subscriber's cursor (merged by id across its
 //! channels), due control frames and heartbeats into one `writev` of shared buffers, repeats
 //! until nothing is due, and then gives the stream back to the slot — or, when the stream must
-//! end (shutdown, token expiry, an error, a hang-up), drops it and removes the slot. That is
-//! its one exit.
+//! end (shutdown, token expiry, an error, a hang-up: [`Control::Close`]), drops it and removes
+//! the slot. That is its one exit.
 
 use std::rc::Rc;
 
 use monoio::io::AsyncWriteRent;
 use monoio::net::TcpStream;
 
-use super::slots::{SlotKey, Writer};
+use super::slots::{Control, SlotKey, Writer};
 use super::{State, Worker};
 use crate::sse::encode::{self, Frame};
 use crate::sys::{self, FrameVec};
@@ -91,12 +91,10 @@ impl Worker {
         {
             let mut st = self.state.borrow_mut();
             if let Some(sub) = st.subscribers.get_mut(key) {
-                if matches!((&end, &sub.writer), (End::Idle, Writer::Busy)) {
+                if matches!(end, End::Idle) && !sub.pending.has(Control::Close) {
                     sub.writer = Writer::Idle(stream);
                     return;
                 }
-                // Closing from here on: close_subscriber below removes the slot.
-                sub.writer = Writer::Closing;
             }
         }
         self.remove_subscriber(key);
@@ -115,12 +113,11 @@ impl Worker {
         let Some(sub) = subscribers.get_mut(key) else {
             return Due::Close;
         };
-        if matches!(sub.writer, Writer::Closing) {
+        if sub.pending.has(Control::Close) {
             return Due::Close;
         }
         // An expired token ends the stream: nothing more, the client must come back with a new one.
-        if sub.pending.token_expired {
-            sub.pending.token_expired = false;
+        if sub.pending.take(Control::TokenExpired) {
             batch.push_owned(encode::token_expired().into_bytes());
             return Due::Write { last: true };
         }
@@ -143,18 +140,16 @@ impl Worker {
         sub.cursor = last_id;
         if got.frames > 0 {
             self.metrics.deliveries_total.add(got.frames as u64);
-            sub.pending.heartbeat = false;
+            sub.pending.take(Control::Heartbeat);
         }
-        if sub.pending.shutdown && !got.more {
-            sub.pending.shutdown = false;
+        if !got.more && sub.pending.take(Control::Shutdown) {
             let retry_ms = self.limits().retry_ms;
             let spread = retry_ms.max(1000);
             let jitter = (u64::from(key.index).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % spread;
             batch.push_owned(encode::shutdown(retry_ms + jitter).into_bytes());
             return Due::Write { last: true };
         }
-        if got.frames == 0 && sub.pending.heartbeat {
-            sub.pending.heartbeat = false;
+        if got.frames == 0 && sub.pending.take(Control::Heartbeat) {
             self.metrics.heartbeats_total.inc();
             batch.push_owned(Frame::heartbeat().into_bytes());
         }
@@ -173,17 +168,15 @@ impl Worker {
             let Some(sub) = st.subscribers.get_mut(key) else {
                 return;
             };
-            match sub.writer {
-                Writer::Idle(_) => {}
-                Writer::Busy => {
-                    // Leaving the epoll set now keeps the shutdown itself from being reported
-                    // back as one more hang-up.
-                    sub.writer = Writer::Closing;
+            if let Writer::Busy = sub.writer {
+                // Once: shutting the socket down makes its writer fail fast, and leaving the
+                // epoll set now keeps the shutdown itself from being reported as a hang-up.
+                if !sub.pending.has(Control::Close) {
+                    sub.pending.set(Control::Close);
                     self.epoll.remove(sub.fd);
                     sys::shutdown(sub.fd, true, true);
-                    return;
                 }
-                Writer::Closing => return,
+                return;
             }
         }
         self.remove_subscriber(key);

@@ -13,7 +13,7 @@
 //!   the body over it, before any of that chunk's data is buffered.
 
 use super::error::{ChunkError, HttpError};
-use super::parse::is_token_byte;
+use super::scan::is_token_byte;
 use super::query::hex_value;
 
 /// Default limit on a request body (→ 413).

@@ -13,9 +13,11 @@
 
 pub mod body;
 pub mod error;
+pub mod head;
 pub mod parse;
 pub mod query;
 pub mod response;
+mod scan;
 
 pub use body::{check_length, ChunkStep, ChunkedDecoder, DEFAULT_MAX_BODY_BYTES};
 pub use error::{ChunkError, HttpError};

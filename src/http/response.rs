@@ -6,7 +6,7 @@
 //! NUL is left out rather than allowed to split the response.
 
 use super::error::HttpError;
-use super::parse::is_token_byte;
+use super::scan::is_token_byte;
 
 /// The interim response sent to a client that asked for `Expect: 100-continue`.
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";

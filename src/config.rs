@@ -27,6 +27,7 @@ pub mod defaults {
     pub const MAX_CHANNELS: u64 = 100;
     pub const SNDBUF_BYTES: u64 = 64 * 1024;
     pub const CPU_BASE: u64 = 0;
+    pub const MAX_STREAM_LIFETIME_SECS: u64 = 0;
     pub const LISTEN: &str = "127.0.0.1:8080";
 }
 
@@ -128,6 +129,13 @@ pub struct Config {
           allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(4096..=(64 * 1024 * 1024)))]
     pub sndbuf_bytes: u64,
 
+    /// Streams end after this many seconds (jittered down by up to a quarter) with the same
+    /// `shutdown` event and jittered `retry:` as a drain; the client resumes exactly, usually on
+    /// another instance, which spreads load after a scale-out. 0 = never (the default).
+    #[arg(long = "max-stream-lifetime", env = "PUSHCORE_MAX_STREAM_LIFETIME", default_value_t = defaults::MAX_STREAM_LIFETIME_SECS,
+          allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
+    pub max_stream_lifetime_secs: u64,
+
     /// Do not pin worker threads to cores.
     #[arg(long = "no-pin", env = "PUSHCORE_NO_PIN")]
     pub no_pin: bool,
@@ -182,6 +190,7 @@ impl Default for Config {
             max_channels: MAX_CHANNELS,
             sndbuf_bytes: SNDBUF_BYTES,
             cpu_base: CPU_BASE,
+            max_stream_lifetime_secs: MAX_STREAM_LIFETIME_SECS,
             no_pin: false,
             auth: crate::auth::AuthConfig::default(),
         }

@@ -31,6 +31,8 @@ pub struct Limits {
     pub drain_timeout: Duration,
     /// Open connections across workers before `503`.
     pub max_connections: u64,
+    /// Streams end (with `event: shutdown`) after this long, jittered (None: never).
+    pub max_stream_lifetime_secs: Option<u64>,
 }
 
 fn size(n: u64) -> usize {
@@ -64,6 +66,8 @@ impl Limits {
             retry_ms: config.retry_ms,
             drain_timeout: Duration::from_secs(config.drain_timeout_secs),
             max_connections: config.max_connections,
+            max_stream_lifetime_secs: (config.max_stream_lifetime_secs > 0)
+                .then_some(config.max_stream_lifetime_secs),
         }
     }
 }

@@ -59,6 +59,7 @@ counters! {
     parse_errors_total: "counter", "Requests refused with a 4xx/5xx for malformed input.";
     auth_refusals_total: "counter", "Requests refused with 401 or 403 by authorization.";
     token_expiries_total: "counter", "Streams closed because their token expired.";
+    stream_rotations_total: "counter", "Streams ended by --max-stream-lifetime (with event: shutdown).";
     hangups_total: "counter", "Idle subscribers noticed gone (FIN/RST).";
 }
 

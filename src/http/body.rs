@@ -13,8 +13,8 @@
 //!   the body over it, before any of that chunk's data is buffered.
 
 use super::error::{ChunkError, HttpError};
-use super::scan::is_token_byte;
 use super::query::hex_value;
+use super::scan::is_token_byte;
 
 /// Default limit on a request body (→ 413).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;

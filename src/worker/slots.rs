@@ -90,8 +90,12 @@ pub(super) struct Subscriber {
     pub(super) acknowledged_floor: EventId,
     /// The client address as counted for `--max-connections-per-ip`.
     pub(super) peer_key: u64,
-    /// Unix second at which the stream's token expires (0: never).
-    pub(super) expires_at: u32,
+    /// Unix second at which the stream ends (0: never): its token expires, or its
+    /// `--max-stream-lifetime` is over, whichever comes first.
+    pub(super) ends_at: u32,
+    /// `ends_at` is the token's expiry (`event: token-expired`), not the lifetime's end
+    /// (`event: shutdown`, as in a drain).
+    pub(super) ends_with_token: bool,
 }
 
 /// Key of a slot: index plus the generation that detects a reused index.

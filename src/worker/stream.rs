@@ -81,6 +81,31 @@ impl Worker {
         })
     }
 
+    /// When a new stream ends (unix seconds, 0: never) and whether that is its token's expiry:
+    /// the earlier of the token's expiry and the stream's lifetime (`--max-stream-lifetime`,
+    /// jittered down by up to a quarter per stream, so a fleet does not reconnect in lockstep).
+    fn stream_end(&self, key: super::slots::SlotKey, token_expires_at: Option<u64>) -> (u32, bool) {
+        let now = crate::auth::now_unix();
+        let lifetime = self.limits().max_stream_lifetime_secs.map(|secs| {
+            let spread = secs / 4;
+            let seed = key.token() ^ unix_ms_now();
+            let jitter = if spread == 0 {
+                0
+            } else {
+                (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % (spread + 1)
+            };
+            now.saturating_add(secs - jitter)
+        });
+        // An expiry past 2106 is treated as never.
+        let fits = |t: u64| u32::try_from(t).ok();
+        match (token_expires_at.and_then(fits), lifetime.and_then(fits)) {
+            (Some(t), Some(l)) if l < t => (l, false),
+            (Some(t), _) => (t, true),
+            (None, Some(l)) => (l, false),
+            (None, None) => (0, false),
+        }
+    }
+
     fn client_id(&self) -> String {
         let n = self.next_client.get();
         self.next_client.set(n + 1);
@@ -150,16 +175,18 @@ impl Worker {
                 joined: new.start.joined,
                 acknowledged_floor: new.start.acknowledged_floor,
                 peer_key,
-                // 0 means never; an expiry past 2106 is treated as never too.
-                expires_at: new
-                    .expires_at
-                    .and_then(|e| u32::try_from(e).ok())
-                    .unwrap_or(0),
+                ends_at: 0,
+                ends_with_token: false,
             });
             for c in chans.iter() {
                 if let Some(ch) = channels.get_mut(*c) {
                     ch.subscribers.push(key.index);
                 }
+            }
+            if let Some(sub) = subscribers.get_mut(key) {
+                let (ends_at, by_token) = self.stream_end(key, new.expires_at);
+                sub.ends_at = ends_at;
+                sub.ends_with_token = by_token;
             }
             key
         };

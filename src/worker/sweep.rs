@@ -60,6 +60,7 @@ impl Worker {
         let mut stalled = Vec::new();
         let mut lagging = Vec::new();
         let mut expired = 0u64;
+        let mut rotated = 0u64;
         {
             let mut st = self.state.borrow_mut();
             let State {
@@ -70,13 +71,16 @@ impl Worker {
             } = &mut *st;
             subscribers.for_each_mut(|key, sub| {
                 let closing = sub.pending.has(Control::Close);
-                if sub.expires_at != 0
-                    && now_unix >= sub.expires_at
-                    && !sub.pending.has(Control::TokenExpired)
-                    && !closing
-                {
-                    sub.pending.set(Control::TokenExpired);
-                    expired += 1;
+                if sub.ends_at != 0 && now_unix >= sub.ends_at && !closing {
+                    // Once: the stream ends with the event its writer sends next.
+                    sub.ends_at = 0;
+                    if sub.ends_with_token {
+                        sub.pending.set(Control::TokenExpired);
+                        expired += 1;
+                    } else {
+                        sub.pending.set(Control::Shutdown);
+                        rotated += 1;
+                    }
                     due.push(key);
                     return;
                 }
@@ -120,6 +124,7 @@ impl Worker {
             self.close_subscriber(key);
         }
         self.metrics.token_expiries_total.add(expired);
+        self.metrics.stream_rotations_total.add(rotated);
         for key in lagging {
             self.metrics.slow_consumer_disconnects_total.inc();
             self.close_subscriber(key);

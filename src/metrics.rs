@@ -52,6 +52,7 @@ counters! {
     writes_total: "counter", "writev calls to subscribers.";
     heartbeats_total: "counter", "Heartbeat comments written.";
     replays_total: "counter", "Subscriptions that resumed from a Last-Event-ID.";
+    log_replays_total: "counter", "Resumes older than local history served from the cluster's log.";
     resets_total: "counter", "Reset events sent because a Last-Event-ID could not be served exactly.";
     slow_consumer_disconnects_total: "counter", "Subscribers disconnected for falling behind.";
     write_timeouts_total: "counter", "Connections dropped because a write made no progress.";

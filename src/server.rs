@@ -57,6 +57,8 @@ impl Server {
             draining: AtomicBool::new(false),
             boot,
             auth,
+            cluster: false,
+            ready: AtomicBool::new(true),
             per_ip: crate::per_ip::PerIpCounter::new(
                 u32::try_from(config.max_connections_per_ip).unwrap_or(u32::MAX),
             ),

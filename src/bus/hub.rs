@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use super::{Busy, Doorbell, Reply, Request, Sequenced};
+use super::{Busy, Delivery, Doorbell, Reply, Request, Sequenced};
+use crate::sse::id::EventId;
 
 /// Both halves.
 #[derive(Debug)]
@@ -38,7 +39,7 @@ pub struct Fanout {
 #[derive(Debug)]
 struct FanoutPort {
     worker: usize,
-    frames: rtrb::Producer<Arc<Sequenced>>,
+    frames: rtrb::Producer<Delivery>,
 }
 
 /// Which port a taken request came from (to answer it there).
@@ -64,7 +65,7 @@ impl Hub {
         worker: usize,
         requests: rtrb::Consumer<Request>,
         replies: rtrb::Producer<Reply>,
-        frames: rtrb::Producer<Arc<Sequenced>>,
+        frames: rtrb::Producer<Delivery>,
     ) {
         self.intake.ports.push(IntakePort {
             worker,
@@ -125,7 +126,19 @@ impl Fanout {
         }
         for port in &mut self.ports {
             // Room was checked above and only this thread pushes.
-            let _ = port.frames.push(Arc::clone(seq));
+            let _ = port.frames.push(Delivery::Event(Arc::clone(seq)));
+        }
+        Ok(())
+    }
+
+    /// Tell every linked worker that the log was lost ([`Delivery::LogLost`]); [`Busy`] (and
+    /// nobody told) if a ring is full.
+    pub fn announce_log_lost(&mut self, floor: EventId) -> Result<(), Busy> {
+        if self.room() == 0 {
+            return Err(Busy);
+        }
+        for port in &mut self.ports {
+            let _ = port.frames.push(Delivery::LogLost { floor });
         }
         Ok(())
     }

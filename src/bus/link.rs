@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Doorbell, Reply, Request, Sequenced};
+use super::{Delivery, Doorbell, Reply, Request};
 
 /// How a linked worker wakes its sequencer.
 #[derive(Debug)]
@@ -18,7 +18,7 @@ pub(super) enum Wake {
 pub(super) struct Link {
     requests: rtrb::Producer<Request>,
     replies: rtrb::Consumer<Reply>,
-    frames: rtrb::Consumer<Arc<Sequenced>>,
+    frames: rtrb::Consumer<Delivery>,
     wake: Wake,
 }
 
@@ -26,7 +26,7 @@ impl Link {
     pub(super) fn new(
         requests: rtrb::Producer<Request>,
         replies: rtrb::Consumer<Reply>,
-        frames: rtrb::Consumer<Arc<Sequenced>>,
+        frames: rtrb::Consumer<Delivery>,
         wake: Wake,
     ) -> Link {
         Link {
@@ -57,7 +57,7 @@ impl Link {
         self.replies.pop().ok()
     }
 
-    pub(super) fn next_frame(&mut self) -> Option<Arc<Sequenced>> {
+    pub(super) fn next_delivery(&mut self) -> Option<Delivery> {
         self.frames.pop().ok()
     }
 

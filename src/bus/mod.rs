@@ -7,8 +7,8 @@
 //! worker frames and replies exist.
 //!
 //! ```text
-//!  worker k ──Request──▶ sequencer ──Arc<Sequenced>──▶ every worker
-//!           ◀──Reply (ids | Busy)──
+//!  worker k ──Request (Ask)──▶ sequencer ──Delivery (Arc<Sequenced>)──▶ every worker
+//!           ◀──Reply (Answer | Busy)──
 //! ```
 //!
 //! Where the sequencer lives is the bus's [`Topology`]:
@@ -68,19 +68,57 @@ pub struct Sequenced {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Busy;
 
-/// One publish request (a single event or a batch) on its way to the sequencer.
+/// What a worker asks of the sequencer.
+#[derive(Debug)]
+pub enum Ask {
+    /// Give these events ids and deliver them everywhere (a publish: one event or a batch,
+    /// all or nothing).
+    Sequence(Vec<NewEvent>),
+    /// The events of `channels` with ids in `(after, until]`, read back from the log (cluster
+    /// mode: a resume older than this worker's history).
+    Replay {
+        channels: Vec<String>,
+        after: EventId,
+        until: EventId,
+    },
+}
+
+/// One request on its way to the sequencer.
 #[derive(Debug)]
 pub struct Request {
     /// Chosen by the sending worker; comes back in the [`Reply`].
     pub token: u64,
-    pub events: Vec<NewEvent>,
+    pub ask: Ask,
+}
+
+/// The sequencer's answer to an [`Ask`].
+#[derive(Debug)]
+pub enum Answer {
+    /// The ids of a [`Ask::Sequence`], in order.
+    Ids(Vec<EventId>),
+    /// A [`Ask::Replay`] served exactly: every event of the asked channels in the range, in id
+    /// order (the frames are the same bytes every instance formats).
+    Replayed(Vec<Arc<Sequenced>>),
+    /// A [`Ask::Replay`] that cannot be served exactly (the log was trimmed past `after`, or
+    /// there is no log).
+    NotRetained,
 }
 
 /// The sequencer's answer to one [`Request`].
 #[derive(Debug)]
 pub struct Reply {
     pub token: u64,
-    pub outcome: Result<Vec<EventId>, Busy>,
+    pub outcome: Result<Answer, Busy>,
+}
+
+/// What the sequencer hands every worker, in order.
+#[derive(Debug)]
+pub enum Delivery {
+    /// A sequenced event.
+    Event(Arc<Sequenced>),
+    /// The log was lost (Redis came back without its data): ids at or below `floor` can no
+    /// longer be replayed exactly; every stream is told with `event: reset`.
+    LogLost { floor: EventId },
 }
 
 /// Where the sequencer lives.
@@ -157,18 +195,37 @@ impl Endpoint {
     /// none of them could be sequenced. Events sequenced in place reach this worker at the
     /// next [`Endpoint::drain`], which the caller should run before awaiting the ticket.
     pub fn submit(&mut self, events: Vec<NewEvent>, now_ms: u64) -> Ticket {
+        self.ask(Ask::Sequence(events), now_ms)
+    }
+
+    /// Ask the sequencer for the events of `channels` in `(after, until]` from the log. The
+    /// ticket resolves to [`Answer::Replayed`] or [`Answer::NotRetained`], or [`Busy`] when the
+    /// log cannot be read now.
+    pub fn replay(
+        &mut self,
+        channels: Vec<String>,
+        after: EventId,
+        until: EventId,
+        now_ms: u64,
+    ) -> Ticket {
+        self.ask(
+            Ask::Replay {
+                channels,
+                after,
+                until,
+            },
+            now_ms,
+        )
+    }
+
+    fn ask(&mut self, ask: Ask, now_ms: u64) -> Ticket {
         match &mut self.role {
             Role::Sequencer(seq) => {
-                let outcome = seq.sequence(events, now_ms).map(|done| {
-                    let ids = done.iter().map(|s| s.id).collect();
-                    self.sequenced_here.extend(done);
-                    ids
-                });
-                Ticket::ready(outcome)
+                Ticket::ready(seq.answer(ask, now_ms, &mut self.sequenced_here))
             }
             Role::Link(link) => {
                 let (token, ticket) = self.tickets.issue();
-                if link.send(Request { token, events }).is_err() {
+                if link.send(Request { token, ask }).is_err() {
                     self.tickets.complete(token, Err(Busy));
                 }
                 ticket
@@ -177,15 +234,14 @@ impl Endpoint {
     }
 
     /// Take everything waiting: on the hosting worker, sequence the peers' requests first;
-    /// then answer this worker's publishers and pass every sequenced event, in id order, to
-    /// `apply`.
-    pub fn drain(&mut self, now_ms: u64, mut apply: impl FnMut(&Arc<Sequenced>)) -> Drained {
+    /// then answer this worker's publishers and pass every delivery, in order, to `apply`.
+    pub fn drain(&mut self, now_ms: u64, mut apply: impl FnMut(Delivery)) -> Drained {
         let mut drained = Drained::default();
         if let Role::Sequencer(seq) = &mut self.role {
             drained.sequenced_for_peers = seq.serve_peers(now_ms, &mut self.sequenced_here);
         }
         for seq in self.sequenced_here.drain(..) {
-            apply(&seq);
+            apply(Delivery::Event(seq));
             drained.applied += 1;
         }
         if let Role::Link(link) = &mut self.role {
@@ -194,8 +250,8 @@ impl Endpoint {
             while let Some(reply) = link.next_reply() {
                 self.tickets.complete(reply.token, reply.outcome);
             }
-            while let Some(seq) = link.next_frame() {
-                apply(&seq);
+            while let Some(delivery) = link.next_delivery() {
+                apply(delivery);
                 drained.applied += 1;
             }
         }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::hub::{Hub, PortId};
-use super::{Busy, NewEvent, Reply, Request, Sequenced};
+use super::{Answer, Ask, Busy, NewEvent, Reply, Request, Sequenced};
 use crate::sse::encode::encode_published;
 use crate::sse::id::{EventId, IdGenerator};
 
@@ -70,6 +70,25 @@ impl Sequencer {
         Ok(out)
     }
 
+    /// Answer one ask: a batch is sequenced (its events appended to `local` for the hosting
+    /// worker); a replay is never needed in-process (every worker holds the history that
+    /// exists), so it is answered [`Answer::NotRetained`].
+    pub fn answer(
+        &mut self,
+        ask: Ask,
+        now_ms: u64,
+        local: &mut Vec<Arc<Sequenced>>,
+    ) -> Result<Answer, Busy> {
+        match ask {
+            Ask::Sequence(events) => self.sequence(events, now_ms).map(|done| {
+                let ids = done.iter().map(|s| s.id).collect();
+                local.extend(done);
+                Answer::Ids(ids)
+            }),
+            Ask::Replay { .. } => Ok(Answer::NotRetained),
+        }
+    }
+
     /// Sequence every request the other workers sent and answer each. The events are appended
     /// to `local` for the hosting worker; returns how many were sequenced.
     pub fn serve_peers(&mut self, now_ms: u64, local: &mut Vec<Arc<Sequenced>>) -> usize {
@@ -77,11 +96,7 @@ impl Sequencer {
         self.hub.intake.take(usize::MAX, &mut taken);
         let before = local.len();
         for (port, request) in taken.drain(..) {
-            let outcome = self.sequence(request.events, now_ms).map(|done| {
-                let ids = done.iter().map(|s| s.id).collect();
-                local.extend(done);
-                ids
-            });
+            let outcome = self.answer(request.ask, now_ms, local);
             self.hub.intake.answer(
                 port,
                 Reply {

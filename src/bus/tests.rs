@@ -22,8 +22,23 @@ fn poll_now(ticket: Ticket) -> Option<Result<Vec<EventId>, Busy>> {
         .as_mut()
         .poll(&mut Context::from_waker(Waker::noop()))
     {
-        Poll::Ready(o) => Some(o),
+        Poll::Ready(o) => Some(ids(o)),
         Poll::Pending => None,
+    }
+}
+
+fn ids(outcome: Result<Answer, Busy>) -> Result<Vec<EventId>, Busy> {
+    match outcome {
+        Ok(Answer::Ids(ids)) => Ok(ids),
+        Ok(other) => panic!("not ids: {other:?}"),
+        Err(Busy) => Err(Busy),
+    }
+}
+
+fn events(d: Delivery) -> Arc<Sequenced> {
+    match d {
+        Delivery::Event(seq) => seq,
+        other => panic!("not an event: {other:?}"),
     }
 }
 
@@ -58,17 +73,18 @@ fn embedded_worker0_sequences_its_own_and_its_peers_events() {
         .is_pending());
     assert!(w0.has_input());
     let mut at0 = Vec::new();
-    let d = w0.drain(1000, |s| at0.push(Arc::clone(s)));
+    let d = w0.drain(1000, |d| at0.push(events(d)));
     assert_eq!(d.sequenced_for_peers, 2);
     assert_eq!(at0.len(), 2);
 
     // Worker 1 gets its reply and the frames, in id order, in the same drain.
     let mut at1 = Vec::new();
-    w1.drain(1000, |s| at1.push(Arc::clone(s)));
+    w1.drain(1000, |d| at1.push(events(d)));
     assert_eq!(ids_of(&at0), ids_of(&at1));
-    let Poll::Ready(Ok(ids)) = t1.as_mut().poll(&mut Context::from_waker(Waker::noop())) else {
+    let Poll::Ready(outcome) = t1.as_mut().poll(&mut Context::from_waker(Waker::noop())) else {
         panic!("ticket not completed");
     };
+    let ids = ids(outcome).expect("ids");
     assert_eq!(ids, ids_of(&at1));
     assert!(ids[0] > EventId::new(100, 0) && ids[1] > ids[0]);
 
@@ -76,10 +92,10 @@ fn embedded_worker0_sequences_its_own_and_its_peers_events() {
     let t0 = w0.submit(vec![ev("c")], 1001);
     let own = poll_now(t0).expect("ready").expect("ids");
     let mut again = Vec::new();
-    w0.drain(1001, |s| again.push(Arc::clone(s)));
+    w0.drain(1001, |d| again.push(events(d)));
     assert_eq!(ids_of(&again), own);
     let mut at1 = Vec::new();
-    w1.drain(1001, |s| at1.push(Arc::clone(s)));
+    w1.drain(1001, |d| at1.push(events(d)));
     assert_eq!(ids_of(&at1), own);
 }
 
@@ -133,8 +149,11 @@ fn external_hub_answers_tickets_and_fans_out() {
     assert_eq!(taken.len(), 2);
     let mut next = 7u64;
     for (port, req) in taken {
+        let Ask::Sequence(events) = req.ask else {
+            panic!("not a publish");
+        };
         let mut ids = Vec::new();
-        for e in req.events {
+        for e in events {
             let id = EventId::new(next, 0);
             next += 1;
             let seq = Arc::new(Sequenced {
@@ -150,7 +169,7 @@ fn external_hub_answers_tickets_and_fans_out() {
             port,
             Reply {
                 token: req.token,
-                outcome: Ok(ids),
+                outcome: Ok(Answer::Ids(ids)),
             },
         );
     }
@@ -158,7 +177,7 @@ fn external_hub_answers_tickets_and_fans_out() {
 
     for (ep, ticket, want) in [(0usize, ta, 1usize), (1, tb, 2)] {
         let mut seen = Vec::new();
-        eps[ep].drain(5, |s| seen.push(s.id));
+        eps[ep].drain(5, |d| seen.push(events(d).id));
         assert_eq!(seen.len(), 3, "every worker gets every event");
         let mut ticket = ticket;
         let Poll::Ready(Ok(ids)) = ticket
@@ -167,7 +186,7 @@ fn external_hub_answers_tickets_and_fans_out() {
         else {
             panic!("worker {ep}: ticket not completed");
         };
-        assert_eq!(ids.len(), want);
+        assert_eq!(super::tests::ids(Ok(ids)).expect("ids").len(), want);
     }
 }
 
@@ -183,4 +202,53 @@ fn a_full_request_ring_completes_the_ticket_as_busy() {
         let _pending = eps[0].submit(vec![ev("a")], 1);
     }
     assert_eq!(poll_now(eps[0].submit(vec![ev("a")], 1)), Some(Err(Busy)));
+}
+
+#[test]
+fn a_lost_log_is_announced_to_every_worker_in_order() {
+    let built = build(2, Topology::External).expect("bus");
+    let (mut hub, _bell) = built.hub.expect("hub");
+    let mut eps: Vec<Endpoint> = built
+        .endpoints
+        .into_iter()
+        .map(|(w, _)| Endpoint::new(w))
+        .collect();
+    let seq = Arc::new(Sequenced {
+        id: EventId::new(9, 0),
+        channels: vec!["a".to_string()].into_boxed_slice(),
+        frame: bytes::Bytes::from_static(b"x"),
+        at_ms: 0,
+    });
+    hub.fanout.broadcast(&seq).expect("room");
+    hub.fanout
+        .announce_log_lost(EventId::new(9, 0))
+        .expect("room");
+    for ep in &mut eps {
+        let mut seen = Vec::new();
+        ep.drain(1, |d| seen.push(d));
+        assert!(matches!(seen.first(), Some(Delivery::Event(s)) if s.id == EventId::new(9, 0)));
+        assert!(
+            matches!(seen.get(1), Some(Delivery::LogLost { floor }) if *floor == EventId::new(9, 0))
+        );
+    }
+}
+
+#[test]
+fn the_embedded_sequencer_has_no_log_to_replay() {
+    let built = build(
+        1,
+        Topology::Embedded {
+            floor: EventId::ZERO,
+        },
+    )
+    .expect("bus");
+    let mut eps: Vec<Endpoint> = built
+        .endpoints
+        .into_iter()
+        .map(|(w, _)| Endpoint::new(w))
+        .collect();
+    let t = eps[0].replay(vec!["a".into()], EventId::ZERO, EventId::new(5, 0), 1);
+    let mut t = pin!(t);
+    let got = t.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+    assert!(matches!(got, Poll::Ready(Ok(Answer::NotRetained))));
 }

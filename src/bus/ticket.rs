@@ -8,10 +8,9 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use super::Busy;
-use crate::sse::id::EventId;
+use super::{Answer, Busy};
 
-type Outcome = Result<Vec<EventId>, Busy>;
+type Outcome = Result<Answer, Busy>;
 
 #[derive(Debug, Default)]
 struct Slot {
@@ -19,7 +18,7 @@ struct Slot {
     waker: Option<Waker>,
 }
 
-/// Resolves to the ids of a submitted batch, or [`Busy`].
+/// Resolves to the sequencer's [`Answer`], or [`Busy`].
 #[derive(Debug)]
 pub struct Ticket(Rc<RefCell<Slot>>);
 

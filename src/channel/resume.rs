@@ -19,6 +19,9 @@ pub enum ResetReason {
     PreviousRun,
     /// Older than what one of the requested channels still retains.
     Evicted,
+    /// Cluster mode: the shared log was lost (Redis came back without its data); sent to open
+    /// streams, whose position can no longer be served exactly.
+    LogLost,
 }
 
 impl ResetReason {
@@ -28,6 +31,7 @@ impl ResetReason {
             ResetReason::UnknownId => "unknown-id",
             ResetReason::PreviousRun => "previous-run",
             ResetReason::Evicted => "evicted",
+            ResetReason::LogLost => "log-lost",
         }
     }
 }
@@ -150,13 +154,19 @@ mod tests {
 
     #[test]
     fn reasons_have_their_wire_names() {
-        let names: Vec<&str> = [MalformedId, UnknownId, PreviousRun, Evicted]
+        let names: Vec<&str> = [MalformedId, UnknownId, PreviousRun, Evicted, LogLost]
             .iter()
             .map(|r| r.as_str())
             .collect();
         assert_eq!(
             names,
-            ["malformed-id", "unknown-id", "previous-run", "evicted"]
+            [
+                "malformed-id",
+                "unknown-id",
+                "previous-run",
+                "evicted",
+                "log-lost"
+            ]
         );
     }
 }

@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use monoio::io::AsyncReadRent;
 
-use super::slots::Writer;
+use super::slots::{Control, SlotKey, Writer};
 use super::{State, Worker};
-use crate::bus::Sequenced;
+use crate::bus::{Delivery, Sequenced};
 use crate::channel::Entry;
-use crate::sse::id::unix_ms_now;
+use crate::sse::id::{unix_ms_now, EventId};
 
 impl Worker {
     pub(super) async fn bus_loop(self: Rc<Self>, mut bell: monoio::net::UnixStream) {
@@ -52,12 +52,36 @@ impl Worker {
 
     /// Take everything waiting on the bus and apply it.
     pub(super) fn pump_bus(self: &Rc<Self>) {
-        let mut events = Vec::new();
+        let mut deliveries = Vec::new();
         self.bus
             .borrow_mut()
-            .drain(unix_ms_now(), |seq| events.push(Arc::clone(seq)));
-        for seq in &events {
-            self.apply(seq);
+            .drain(unix_ms_now(), |d| deliveries.push(d));
+        for delivery in deliveries {
+            match delivery {
+                Delivery::Event(seq) => self.apply(&seq),
+                Delivery::LogLost { floor } => self.log_lost(floor),
+            }
+        }
+    }
+
+    /// The log was lost: ids up to `floor` belong to a log that is gone (a resume from there
+    /// gets `reset: previous-run`), and every open stream is told with `event: reset`, since
+    /// events appended to the lost log may never have reached this instance.
+    fn log_lost(self: &Rc<Self>, floor: EventId) {
+        let keys: Vec<SlotKey> = {
+            let mut st = self.state.borrow_mut();
+            st.boot = st.boot.max(floor);
+            st.newest = st.newest.max(floor);
+            let mut keys = Vec::new();
+            st.subscribers.for_each_mut(|key, sub| {
+                sub.pending.set(Control::LogLost);
+                keys.push(key);
+            });
+            keys
+        };
+        self.metrics.resets_total.add(keys.len() as u64);
+        for key in keys {
+            self.start_writer(key);
         }
     }
 

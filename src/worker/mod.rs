@@ -8,7 +8,8 @@
 //! | `conn.rs` | one HTTP connection's I/O (`Conn`): read a head, read a body, answer |
 //! | `routes.rs` | a connection from accept to subscriber or close: keep-alive loop, routing |
 //! | `publish.rs` | `POST /events/publish`: auth, body, submit to the bus, wait for ids |
-//! | `stream.rs` | `GET /events/stream`: resume plan, handshake, adoption as a subscriber slot |
+//! | `stream.rs` | `GET /events/stream`: handshake, adoption as a subscriber slot |
+//! | `resume.rs` | where a stream starts: the resume rule, and in cluster mode waits and log replay |
 //! | `slots.rs` | subscriber slots: the slab, the writer state, who owns the socket |
 //! | `inbox.rs` | the bus loop: take sequenced events, record them, wake subscribers |
 //! | `writer.rs` | a subscriber's writer task: gather what is due, one `writev`, close |
@@ -27,6 +28,7 @@ mod drain;
 mod handshakes;
 mod inbox;
 mod publish;
+mod resume;
 mod routes;
 mod slots;
 mod stream;
@@ -64,6 +66,10 @@ pub struct Shared {
     pub per_ip: PerIpCounter,
     /// JWT verification and the CORS policy (off unless configured).
     pub auth: crate::auth::Auth,
+    /// Cluster mode: the sequencer is the shared log (Redis Streams).
+    pub cluster: bool,
+    /// The instance has read the log and may answer streams (always true when embedded).
+    pub ready: AtomicBool,
 }
 
 /// The per-worker state behind one `RefCell`; never borrowed across an await.
@@ -72,6 +78,8 @@ struct State {
     channels: Channels,
     /// The newest event id this worker has seen.
     newest: EventId,
+    /// Ids at or below this belong to an earlier run of the server (or a lost log).
+    boot: EventId,
     handshakes: handshakes::Handshakes,
     draining: bool,
 }
@@ -112,6 +120,7 @@ pub fn run(
                 subscribers: slots::Slots::default(),
                 channels: Channels::new(shared.limits.retention, shared.boot),
                 newest: shared.boot,
+                boot: shared.boot,
                 handshakes: handshakes::Handshakes::default(),
                 draining: false,
             }),

@@ -10,6 +10,7 @@ use super::Worker;
 use crate::api::publish::{answer_body, parse_publish};
 use crate::api::ApiError;
 use crate::auth::{now_unix, Action};
+use crate::bus::{Answer, Busy};
 use crate::http::parse::Head;
 use crate::http::query::Target;
 use crate::http::response::response;
@@ -84,11 +85,11 @@ impl Worker {
         // Events sequenced in place (on the worker hosting the sequencer) are applied now.
         self.pump_bus();
         match ticket.await {
-            Ok(ids) => {
+            Ok(Answer::Ids(ids)) => {
                 self.metrics.events_published_total.add(n);
                 Ok((ids, published.batch))
             }
-            Err(crate::bus::Busy) => Err(ApiError::BUSY),
+            Ok(_) | Err(Busy) => Err(ApiError::BUSY),
         }
     }
 }

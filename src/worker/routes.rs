@@ -126,6 +126,18 @@ fn plain_answer(worker: &Worker, route: (&str, Method), keep_alive: bool) -> Vec
                     br#"{"status":"draining"}"#,
                     keep_alive,
                 )
+            } else if !worker
+                .shared
+                .ready
+                .load(std::sync::atomic::Ordering::Acquire)
+            {
+                response(
+                    503,
+                    "application/json",
+                    &[("Retry-After", "1")],
+                    br#"{"status":"starting"}"#,
+                    keep_alive,
+                )
             } else {
                 response(
                     200,

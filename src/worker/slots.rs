@@ -36,6 +36,8 @@ pub(super) enum Control {
     TokenExpired,
     /// End the stream as soon as its writer lets go of it (the socket is already shut down).
     Close,
+    /// `event: reset` (reason `log-lost`) before what is due: the cluster's log was lost.
+    LogLost,
 }
 
 /// The set of pending [`Control`]s, one byte per slot.
@@ -248,6 +250,7 @@ mod tests {
             Control::Shutdown,
             Control::TokenExpired,
             Control::Close,
+            Control::LogLost,
         ];
         for c in all {
             let mut p = Pending::default();

@@ -12,10 +12,10 @@ use super::conn::Conn;
 use super::routes::{refuse, Next};
 use super::slots::{Control, Pending, Subscriber, Writer};
 use super::Worker;
-use crate::api::subscribe::{parse_subscription, Subscription};
+use crate::api::subscribe::parse_subscription;
 use crate::api::ApiError;
 use crate::auth::now_unix;
-use crate::channel::resume::{self, Known, Start};
+use crate::channel::resume::Start;
 use crate::channel::ChannelIdx;
 use crate::sse::encode::{self, Frame};
 use crate::sse::id::unix_ms_now;
@@ -61,16 +61,23 @@ impl Worker {
                 Err(e) => return refuse(self, conn, &e.into(), cors.as_slice()).await,
             }
         }
-        // Take in-flight events first, so the resume decision sees every id issued so far.
-        self.pump_bus();
-        let start = self.plan_stream(&sub);
-        let mut out = Vec::with_capacity(STREAM_HEAD.len() + 256);
+        let (start, from_log) = match self.start_of(&sub).await {
+            Ok(s) => s,
+            Err(e) => return refuse(self, conn, &e, cors.as_slice()).await,
+        };
+        let log_bytes: usize = from_log.iter().map(|s| s.frame.len()).sum();
+        let mut out = Vec::with_capacity(STREAM_HEAD.len() + 256 + log_bytes);
         stream_head(cors.as_slice(), &mut out);
         out.extend_from_slice(Frame::retry(self.limits().retry_ms).as_bytes());
         out.extend_from_slice(encode::connected(&self.client_id(), unix_ms_now()).as_bytes());
         if let (Some(reason), Some(raw)) = (start.reset, sub.last_event_id.as_deref()) {
             out.extend_from_slice(encode::reset(reason.as_str(), raw).as_bytes());
         }
+        // A resume older than this instance's history, served from the log (cluster mode).
+        for seq in &from_log {
+            out.extend_from_slice(&seq.frame);
+        }
+        self.metrics.deliveries_total.add(from_log.len() as u64);
         if !conn.send(out).await {
             return Next::Close;
         }
@@ -110,29 +117,6 @@ impl Worker {
         let n = self.next_client.get();
         self.next_client.set(n + 1);
         format!("{:x}-{}-{}", self.shared.boot.ms, self.index, n)
-    }
-
-    /// Where this subscription's stream starts, by the resume rule, from what this worker holds.
-    fn plan_stream(&self, sub: &Subscription) -> Start {
-        let mut st = self.state.borrow_mut();
-        let chans: Vec<ChannelIdx> = sub
-            .channels
-            .iter()
-            .map(|n| st.channels.find_or_create(n))
-            .collect();
-        let known = Known {
-            newest: st.newest,
-            boot: self.shared.boot,
-            floor: st.channels.floor_of(&chans),
-        };
-        let start = resume::plan(sub.last_event_id.as_deref().map(str::as_bytes), known);
-        if sub.last_event_id.is_some() {
-            self.metrics.replays_total.inc();
-        }
-        if start.reset.is_some() {
-            self.metrics.resets_total.inc();
-        }
-        start
     }
 
     /// Make `stream` (whose response head is written) a subscriber slot.

@@ -12,6 +12,7 @@ use monoio::net::TcpStream;
 
 use super::slots::{Control, SlotKey, Writer};
 use super::{State, Worker};
+use crate::channel::resume::ResetReason;
 use crate::sse::encode::{self, Frame};
 use crate::sys::{self, FrameVec};
 
@@ -120,6 +121,10 @@ impl Worker {
         if sub.pending.take(Control::TokenExpired) {
             batch.push_owned(encode::token_expired().into_bytes());
             return Due::Write { last: true };
+        }
+        if sub.pending.take(Control::LogLost) {
+            let at = sub.cursor.to_string();
+            batch.push_owned(encode::reset(ResetReason::LogLost.as_str(), &at).into_bytes());
         }
         // Evicted before this connection sent them: it must resume (and be told of the gap).
         if channels.missed(&sub.channels, sub.cursor, sub.acknowledged_floor) {

@@ -37,7 +37,9 @@ pub fn parse_subscription(
         }
     }
     if channels.len() > max_channels {
-        return Err(format!("more than {max_channels} channels requested"));
+        return Err(format!(
+            "more than {max_channels} channels requested (raise --max-channels)"
+        ));
     }
     if channels.is_empty() {
         channels.push(DEFAULT_CHANNEL.to_string());

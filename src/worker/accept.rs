@@ -1,21 +1,19 @@
 //! Accepting connections: the capacity and per-address checks, then a connection task
 //! ([`super::routes`]). Refused connections are answered and closed gracefully.
 
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
+use super::conn::Conn;
 use super::{routes, Worker};
 use crate::api::ApiError;
 use crate::per_ip;
-use crate::sys;
 
-/// How long a refused connection may take to finish sending its request before we close.
-const REJECT_LINGER: Duration = Duration::from_millis(500);
+/// How long a refused connection may take to send its request head before it is answered.
+const REJECT_READ: Duration = Duration::from_millis(500);
 
 impl Worker {
     pub(super) async fn accept_loop(self: Rc<Self>, listener: monoio::net::TcpListener) {
@@ -61,7 +59,7 @@ impl Worker {
         match refusal {
             Some(why) => {
                 self.shared.open_connections.fetch_sub(1, Ordering::Relaxed);
-                monoio::spawn(reject(stream, why));
+                monoio::spawn(Rc::clone(self).reject(stream, why));
             }
             None => {
                 self.metrics.connections.inc();
@@ -78,22 +76,21 @@ impl Worker {
     }
 }
 
-/// Answer a refused connection before reading its request, and close with FIN, not RST: send
-/// our FIN, then take what the client sent (its request) before closing. A client that keeps
-/// sending is cut off after a short wait.
-async fn reject(mut stream: TcpStream, why: ApiError) {
-    if let (Ok(_), _) = stream.write_all(why.response(&[], false)).await {
-        sys::shutdown(stream.as_raw_fd(), false, true);
-        let drain = async {
-            let mut buf = vec![0u8; 2048];
-            for _ in 0..8 {
-                let (res, b) = stream.read(buf).await;
-                buf = b;
-                if !matches!(res, Ok(n) if n > 0) {
-                    break;
-                }
-            }
+impl Worker {
+    /// Answer a refused connection: read its request head first (within a short bound), so an
+    /// allowed browser origin gets its CORS fields on the 503/429 too, then close gracefully.
+    /// A client that sends nothing is answered when the bound passes.
+    async fn reject(self: Rc<Self>, stream: TcpStream, why: ApiError) {
+        let mut conn = Conn::new(stream);
+        let limits = self.limits().head;
+        let head = monoio::time::timeout(REJECT_READ, conn.read_head(&limits)).await;
+        let cors = self.shared.auth.cors();
+        let grant = match head {
+            Ok(Ok(_)) => cors.response_headers(conn.header("origin")),
+            _ => cors.response_headers(None),
         };
-        let _ = monoio::time::timeout(REJECT_LINGER, drain).await;
+        if conn.send(why.response(grant.as_slice(), false)).await {
+            conn.linger_close().await;
+        }
     }
 }

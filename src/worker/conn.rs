@@ -35,7 +35,16 @@ pub(super) struct Conn {
     pub(super) timed_out: Rc<Cell<bool>>,
     /// No request has been read on this connection yet.
     pub(super) first: bool,
+    /// The last answer was an early refusal: close with [`Conn::linger_close`], so that the
+    /// answer is not lost to a reset while the client is still sending.
+    pub(super) linger: bool,
 }
+
+/// Lingering close (as nginx does it): after an early answer, read and discard what the client
+/// still sends, up to this many bytes…
+const LINGER_MAX_BYTES: usize = 8 * 1024 * 1024;
+/// …or for this long, before closing.
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Conn {
     pub(super) fn new(stream: TcpStream) -> Conn {
@@ -45,7 +54,33 @@ impl Conn {
             headers: Vec::new(),
             timed_out: Rc::new(Cell::new(false)),
             first: true,
+            linger: false,
         }
+    }
+
+    /// Close after an early answer without losing it: send our FIN, then take what the client
+    /// still sends (its request body, typically) until it closes or a bound passes. Closing a
+    /// socket with unread input sends RST, which can destroy the answer before it is read.
+    pub(super) async fn linger_close(mut self) {
+        crate::sys::shutdown(std::os::fd::AsRawFd::as_raw_fd(&self.stream), false, true);
+        let drain = async {
+            let mut taken = 0;
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.clear();
+            buf.reserve(16 * 1024);
+            while taken < LINGER_MAX_BYTES {
+                let (res, b) = self.stream.read(buf).await;
+                buf = b;
+                match res {
+                    Ok(n) if n > 0 => {
+                        taken += n;
+                        buf.clear();
+                    }
+                    _ => break,
+                }
+            }
+        };
+        let _ = monoio::time::timeout(LINGER_TIME, drain).await;
     }
 
     /// The value of header `name` in the current head.

@@ -61,7 +61,9 @@ pub(super) async fn serve_connection(worker: Rc<Worker>, stream: TcpStream, peer
             }
         }
     }
-    drop(conn);
+    if conn.linger {
+        conn.linger_close().await;
+    }
     worker.connection_closed(peer_key);
 }
 
@@ -174,7 +176,7 @@ pub(super) async fn refuse(
     extra: &[(&str, &str)],
 ) -> Next {
     worker.count_refusal(err);
-    conn.send(err.response(extra, false)).await;
+    conn.linger = conn.send(err.response(extra, false)).await;
     Next::Close
 }
 

@@ -132,6 +132,11 @@ pub struct Config {
     #[arg(long = "no-pin", env = "PUSHCORE_NO_PIN")]
     pub no_pin: bool,
 
+    /// Serve the live operations page at /dashboard and its feed at /dashboard/events (no
+    /// authorization, like /metrics: enable it only where /metrics may be reached).
+    #[arg(long = "dashboard", env = "PUSHCORE_DASHBOARD")]
+    pub dashboard: bool,
+
     /// Authorization (JWT) and CORS.
     #[command(flatten)]
     pub auth: crate::auth::AuthConfig,
@@ -183,6 +188,7 @@ impl Default for Config {
             sndbuf_bytes: SNDBUF_BYTES,
             cpu_base: CPU_BASE,
             no_pin: false,
+            dashboard: false,
             auth: crate::auth::AuthConfig::default(),
         }
     }

@@ -49,4 +49,5 @@ pub mod per_ip;
 pub mod server;
 pub mod sse;
 pub mod sys;
+pub mod web;
 pub mod worker;

@@ -56,6 +56,7 @@ impl Server {
             draining: AtomicBool::new(false),
             boot,
             auth,
+            board: crate::web::stats::Board::new(workers),
             per_ip: crate::per_ip::PerIpCounter::new(
                 u32::try_from(config.max_connections_per_ip).unwrap_or(u32::MAX),
             ),

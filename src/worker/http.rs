@@ -22,6 +22,7 @@ use crate::metrics::WorkerMetrics;
 use crate::sse::encode::{self, Frame};
 use crate::sse::id::{unix_ms_now, EventId};
 use crate::sys;
+use crate::web::DASHBOARD_EVENTS_PATH;
 
 /// Response head of an event stream; the body is close-delimited.
 pub const STREAM_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\n\
@@ -188,14 +189,21 @@ async fn serve_one(
         return Next::Close;
     }
     match route {
-        ("/events/stream", Method::Get) => {
+        (path @ ("/events/stream" | DASHBOARD_EVENTS_PATH), Method::Get)
+            if path == "/events/stream" || worker.config().dashboard =>
+        {
+            // The dashboard feed: the internal channel only, same-origin, no token.
+            let internal = path == DASHBOARD_EVENTS_PATH;
             let auth = &worker.shared.auth;
-            let cors = auth
-                .cors()
-                .response_headers(find_header(buf, headers, "origin"));
+            let origin = find_header(buf, headers, "origin").filter(|_| !internal);
+            let cors = auth.cors().response_headers(origin);
             let last_event_id = find_header(buf, headers, "last-event-id");
             let max_channels = usize::try_from(worker.config().max_channels).unwrap_or(usize::MAX);
             let sub = match parse_subscription(&target, last_event_id, max_channels) {
+                Ok(mut s) if internal => {
+                    s.channels = vec![crate::web::DASHBOARD_CHANNEL.to_string()];
+                    s
+                }
                 Ok(s) => s,
                 Err(msg) => {
                     metrics.parse_errors_total.inc();
@@ -206,7 +214,7 @@ async fn serve_one(
                 }
             };
             let mut expires_at = None;
-            if auth.is_enabled() {
+            if auth.is_enabled() && !internal {
                 let token = auth
                     .token_from_request(buf, headers, &target)
                     .map(|t| t.value);
@@ -260,7 +268,13 @@ async fn serve_one(
             .await
         }
         _ => {
-            let resp = route_without_body(worker, route, keep_alive);
+            let resp = match crate::web::route(route.0, worker.config().dashboard) {
+                Some(asset) => {
+                    let etags = find_header(buf, headers, "if-none-match");
+                    crate::web::respond(asset, head.method, etags, keep_alive)
+                }
+                None => route_without_body(worker, route, keep_alive),
+            };
             buf.drain(..head.len.min(buf.len()));
             match stream.write_all(resp).await {
                 (Ok(_), _) if keep_alive => Next::KeepAlive,

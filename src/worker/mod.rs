@@ -8,6 +8,7 @@
 //! its handshake (or is a publisher), and one writer task per subscriber while it has bytes due.
 
 mod conn;
+mod dashboard;
 mod http;
 pub mod publish;
 pub mod subscribe;
@@ -61,6 +62,8 @@ pub struct Shared {
     pub per_ip: PerIpCounter,
     /// JWT verification and the CORS policy (off unless configured).
     pub auth: crate::auth::Auth,
+    /// What each worker posts for the dashboard's snapshot (used with `--dashboard`).
+    pub board: crate::web::stats::Board,
 }
 
 /// The per-worker state behind one `RefCell`; never borrowed across an await.
@@ -145,6 +148,9 @@ pub fn run(
         monoio::spawn(Rc::clone(&worker).bus_loop(bell));
         monoio::spawn(Rc::clone(&worker).hangup_loop());
         monoio::spawn(Rc::clone(&worker).sweep_loop());
+        if worker.config().dashboard {
+            monoio::spawn(Rc::clone(&worker).dashboard_loop());
+        }
         Rc::clone(&worker).accept_loop(listener).await;
         worker.finish_drain().await;
         Ok(())

@@ -247,9 +247,18 @@ export async function publish(server, channel, data, { token, eventType = 'updat
   return body.eventId;
 }
 
-/** Sum of a Prometheus metric's samples. */
+/** Sum of a Prometheus metric's samples (on a connection closed right after). */
 export async function metric(server, name) {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const text = await new Promise((resolve, reject) => {
+    const req = http.get(`${server.url}/metrics`, { agent: false, headers: { Connection: 'close' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`/metrics: ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.setTimeout(10000, () => req.destroy(new Error('/metrics timed out')));
+  });
   let sum = 0;
   for (const line of text.split('\n')) {
     if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) sum += Number(line.split(' ').pop());

@@ -64,7 +64,12 @@ static ASSETS: LazyLock<[Asset; 3]> = LazyLock::new(|| {
             PUSHCORE_DTS,
             false,
         ),
-        asset("/dashboard", "text/html; charset=utf-8", DASHBOARD_HTML, true),
+        asset(
+            "/dashboard",
+            "text/html; charset=utf-8",
+            DASHBOARD_HTML,
+            true,
+        ),
     ]
 });
 
@@ -149,13 +154,20 @@ mod tests {
 
     fn head_of(resp: &[u8]) -> String {
         let text = String::from_utf8_lossy(resp);
-        text.split("\r\n\r\n").next().unwrap_or_default().to_string()
+        text.split("\r\n\r\n")
+            .next()
+            .unwrap_or_default()
+            .to_string()
     }
 
     #[test]
     fn assets_are_found_by_path_and_the_dashboard_only_when_on() {
         let rows: &[(&str, bool, Option<&str>)] = &[
-            ("/pushcore.js", false, Some("text/javascript; charset=utf-8")),
+            (
+                "/pushcore.js",
+                false,
+                Some("text/javascript; charset=utf-8"),
+            ),
             ("/pushcore.js", true, Some("text/javascript; charset=utf-8")),
             (
                 "/pushcore.d.ts",
@@ -177,9 +189,16 @@ mod tests {
 
     #[test]
     fn etags_are_strong_distinct_and_follow_the_content() {
-        let js = asset("/pushcore.js").map(|a| a.etag.clone()).unwrap_or_default();
-        let html = asset("/dashboard").map(|a| a.etag.clone()).unwrap_or_default();
-        assert!(js.starts_with('"') && js.ends_with('"') && js.len() > 4, "{js}");
+        let js = asset("/pushcore.js")
+            .map(|a| a.etag.clone())
+            .unwrap_or_default();
+        let html = asset("/dashboard")
+            .map(|a| a.etag.clone())
+            .unwrap_or_default();
+        assert!(
+            js.starts_with('"') && js.ends_with('"') && js.len() > 4,
+            "{js}"
+        );
         assert_ne!(js, html);
         assert_eq!(etag_of(b"abc"), etag_of(b"abc"));
         assert_ne!(etag_of(b"abc"), etag_of(b"abd"));
@@ -222,7 +241,12 @@ mod tests {
             (Method::Get, Some(stale), "HTTP/1.1 200 OK", true),
             (Method::Get, Some("*"), "HTTP/1.1 304 Not Modified", false),
             (Method::Post, None, "HTTP/1.1 405 Method Not Allowed", true),
-            (Method::Post, Some(etag), "HTTP/1.1 405 Method Not Allowed", true),
+            (
+                Method::Post,
+                Some(etag),
+                "HTTP/1.1 405 Method Not Allowed",
+                true,
+            ),
         ];
         for (method, inm, status, has_body) in rows {
             let resp = respond(js, *method, inm.map(str::as_bytes), true);

@@ -180,9 +180,7 @@ mod tests {
         m[1].connections_rejected_total.add(2);
         m[0].slow_consumer_disconnects_total.add(1);
         let boards = vec![
-            worker_board(
-                [("load", 30, 100), ("b", 2, 50), ("$dashboard", 1, 900)].into_iter(),
-            ),
+            worker_board([("load", 30, 100), ("b", 2, 50), ("$dashboard", 1, 900)].into_iter()),
             worker_board([("load", 20, 100), ("c", 3, 0), ("empty", 0, 7)].into_iter()),
         ];
         let extra = Extra {

@@ -140,6 +140,11 @@ pub struct Config {
     #[arg(long = "no-pin", env = "PUSHCORE_NO_PIN")]
     pub no_pin: bool,
 
+    /// Serve the live operations page at /dashboard and its feed at /dashboard/events (no
+    /// authorization, like /metrics: enable it only where /metrics may be reached).
+    #[arg(long = "dashboard", env = "PUSHCORE_DASHBOARD")]
+    pub dashboard: bool,
+
     /// Authorization (JWT) and CORS.
     #[command(flatten)]
     pub auth: crate::auth::AuthConfig,
@@ -192,6 +197,7 @@ impl Default for Config {
             cpu_base: CPU_BASE,
             max_stream_lifetime_secs: MAX_STREAM_LIFETIME_SECS,
             no_pin: false,
+            dashboard: false,
             auth: crate::auth::AuthConfig::default(),
         }
     }

@@ -84,4 +84,5 @@ pub mod server;
 pub mod sse;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod web;
 pub mod worker;

@@ -59,6 +59,7 @@ impl Server {
             auth,
             cluster: false,
             ready: AtomicBool::new(true),
+            board: crate::web::stats::Board::new(workers),
             per_ip: crate::per_ip::PerIpCounter::new(
                 u32::try_from(config.max_connections_per_ip).unwrap_or(u32::MAX),
             ),

@@ -72,6 +72,13 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
     Ok(lim.rlim_cur)
 }
 
+/// The memory page size in bytes (4096 when the system does not say).
+pub fn page_size_bytes() -> u64 {
+    // SAFETY: sysconf only reads a system constant; it takes no pointers.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
+}
+
 /// `shutdown(2)`: the cheap way to abort a write stuck on a client that stopped reading; a
 /// pending read or write then completes with an error or EOF.
 pub fn shutdown(fd: RawFd, read: bool, write: bool) {

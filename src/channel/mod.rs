@@ -135,6 +135,11 @@ impl Channels {
         self.by_name.len()
     }
 
+    /// Every channel on this worker.
+    pub fn iter(&self) -> impl Iterator<Item = &Channel> {
+        self.slots.iter().flatten()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_name.is_empty()
     }

@@ -16,6 +16,7 @@
 //! | `sweep.rs` | the periodic sweep (heartbeats, timeouts, token expiry, lag) and hang-ups |
 //! | `handshakes.rs` | connections still reading a request, for the sweep's timeouts |
 //! | `drain.rs` | SIGTERM: tell every subscriber, close, and the worker-local `Signal` |
+//! | `dashboard.rs` | `--dashboard`: each worker's board, worker 0's stats snapshot once a second |
 //!
 //! Tasks on a worker: the accept loop, the bus loop, the hang-up watcher (one poll on an epoll
 //! set of idle subscribers), the sweep (every `SWEEP_INTERVAL` (250 ms)), one task per
@@ -24,6 +25,7 @@
 
 mod accept;
 mod conn;
+mod dashboard;
 mod drain;
 mod handshakes;
 mod inbox;
@@ -70,6 +72,8 @@ pub struct Shared {
     pub cluster: bool,
     /// The instance has read the log and may answer streams (always true when embedded).
     pub ready: AtomicBool,
+    /// What each worker posts for the dashboard's snapshot (used with `--dashboard`).
+    pub board: crate::web::stats::Board,
 }
 
 /// The per-worker state behind one `RefCell`; never borrowed across an await.
@@ -134,6 +138,9 @@ pub fn run(
         monoio::spawn(Rc::clone(&worker).bus_loop(bell));
         monoio::spawn(Rc::clone(&worker).hangup_loop());
         monoio::spawn(Rc::clone(&worker).sweep_loop());
+        if worker.shared.config.dashboard {
+            monoio::spawn(Rc::clone(&worker).dashboard_loop());
+        }
         Rc::clone(&worker).accept_loop(listener).await;
         worker.finish_drain().await;
         Ok(())

@@ -16,6 +16,7 @@ use crate::http::parse::{BodyKind, Method};
 use crate::http::response::response;
 use crate::http::{parse_target, HttpError};
 use crate::metrics::WorkerMetrics;
+use crate::web::DASHBOARD_EVENTS_PATH;
 
 /// How a request ended for its connection.
 pub(super) enum Next {
@@ -88,7 +89,10 @@ async fn serve_one(worker: &Rc<Worker>, conn: &mut Conn) -> Next {
         return Next::Close;
     }
     match route {
-        ("/events/stream", Method::Get) => worker.open_stream(conn, &target).await,
+        ("/events/stream", Method::Get) => worker.open_stream(conn, &target, false).await,
+        (DASHBOARD_EVENTS_PATH, Method::Get) if worker.shared.config.dashboard => {
+            worker.open_stream(conn, &target, true).await
+        }
         ("/events/publish", Method::Post) => worker.publish(conn, &head, &target, keep_alive).await,
         (path @ ("/events/publish" | "/events/stream"), Method::Options) => {
             let route = if path == "/events/publish" {
@@ -106,7 +110,15 @@ async fn serve_one(worker: &Rc<Worker>, conn: &mut Conn) -> Next {
             Next::after(conn.send(resp).await, keep_alive)
         }
         _ => {
-            let resp = plain_answer(worker, route, keep_alive);
+            let resp = match crate::web::route(route.0, worker.shared.config.dashboard) {
+                Some(asset) => crate::web::respond(
+                    asset,
+                    head.method,
+                    conn.header("if-none-match"),
+                    keep_alive,
+                ),
+                None => plain_answer(worker, route, keep_alive),
+            };
             conn.consume(head.len);
             Next::after(conn.send(resp).await, keep_alive)
         }

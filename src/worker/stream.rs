@@ -40,19 +40,27 @@ impl Worker {
         self: &Rc<Self>,
         conn: &mut Conn,
         target: &crate::http::query::Target,
+        dashboard: bool,
     ) -> Next {
         let auth = &self.shared.auth;
-        let cors = auth.cors().response_headers(conn.header("origin"));
+        // The dashboard feed: this instance's internal channel only, same-origin, no token
+        // (it is served only with --dashboard, like /metrics).
+        let origin = conn.header("origin").filter(|_| !dashboard);
+        let cors = auth.cors().response_headers(origin);
         let sub = match parse_subscription(
             target,
             conn.header("last-event-id"),
             self.limits().max_channels,
         ) {
+            Ok(mut s) if dashboard => {
+                s.channels = vec![self.dashboard_channel()];
+                s
+            }
             Ok(s) => s,
             Err(msg) => return refuse(self, conn, &ApiError::bad_body(msg), cors.as_slice()).await,
         };
         let mut expires_at = None;
-        if auth.is_enabled() {
+        if auth.is_enabled() && !dashboard {
             let token = auth
                 .token_from_request(&conn.buf, &conn.headers, target)
                 .map(|t| t.value);

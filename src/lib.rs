@@ -45,6 +45,7 @@ pub mod channel;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod ops;
 pub mod per_ip;
 pub mod server;
 pub mod sse;

@@ -30,6 +30,9 @@ fn start(fd_limit: u64, driver_legacy: bool) -> Server {
         "--no-pin",
         "--heartbeat",
         "0",
+        // Above the limit on purpose (the default would fit the limit and answer 503 first).
+        "--max-connections",
+        "100000",
     ]);
     cmd.stdout(Stdio::piped()).stderr(Stdio::null());
     if driver_legacy {

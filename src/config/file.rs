@@ -178,7 +178,7 @@ pub fn print_defaults(serve: &Command) -> String {
         }
         out.push('\n');
         let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
-        for line in help.lines() {
+        for line in wrap(&help, 96) {
             let _ = writeln!(out, "# {line}");
         }
         if let Some(env) = arg.get_env() {
@@ -219,6 +219,25 @@ pub fn print_defaults(serve: &Command) -> String {
         }
     }
     out
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 /// A default as a TOML value: an integer bare, anything else a quoted string.

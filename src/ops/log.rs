@@ -42,11 +42,24 @@ pub struct Logging {
 /// `access_log`. Call once, after termination signals are blocked (the log thread inherits
 /// the mask).
 pub fn init(level: LogLevel, format: LogFormat, access_log: bool) -> Result<Logging, String> {
+    init_with_writer(std::io::stderr(), level, format, access_log)
+}
+
+/// [`init`] with another destination than stderr (tests use a stalled one).
+pub fn init_with_writer<W>(
+    destination: W,
+    level: LogLevel,
+    format: LogFormat,
+    access_log: bool,
+) -> Result<Logging, String>
+where
+    W: std::io::Write + Send + 'static,
+{
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(true)
         .buffered_lines_limit(QUEUE_LINES)
         .thread_name("pushcore-log")
-        .finish(std::io::stderr());
+        .finish(destination);
     let _ = DROPPED.set(writer.error_counter());
     JSON.store(format == LogFormat::Json, Ordering::Relaxed);
     super::access::enable(access_log);

@@ -243,6 +243,22 @@ impl Config {
     pub fn handover_allowed(&self) -> bool {
         self.handover
     }
+    /// Checks between options that one flag's parser cannot make; the error names the flags.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(admin) = self.admin_listen {
+            let overlaps = admin.ip() == self.listen.ip()
+                || admin.ip().is_unspecified()
+                || self.listen.ip().is_unspecified();
+            if admin.port() == self.listen.port() && admin.port() != 0 && overlaps {
+                return Err(format!(
+                    "--admin-listen {admin} overlaps --listen {}: give the admin listener its \
+                     own port, like 127.0.0.1:9090",
+                    self.listen
+                ));
+            }
+        }
+        Ok(())
+    }
     /// The `--trusted-proxy` networks.
     pub fn trusted_proxies(&self) -> TrustedProxies {
         TrustedProxies::new(self.trusted_proxies.clone())

@@ -135,7 +135,10 @@ pub fn serve(config: Config, effective: &str) -> i32 {
     use crate::ops::{self, log::fatal};
     let format = config.log_format;
     // A bad key or CORS setting is a bad flag: one line naming it, exit 2.
-    if let Err(msg) = config.auth.build() {
+    if let Err(msg) = config
+        .validate()
+        .and_then(|()| config.auth.build().map(|_| ()))
+    {
         fatal(format, &msg);
         return 2;
     }
@@ -152,26 +155,27 @@ pub fn serve(config: Config, effective: &str) -> i32 {
         }
     };
     // One owner per address: a second pushcore would silently split the clients with the first.
-    match ops::owner::probe(config.listen) {
-        Ok(None) => {}
-        Ok(Some(holder)) if config.handover_allowed() => tracing::info!(
-            listen = %config.listen,
-            holder = %holder,
-            "hand-over: joining {}, served by {holder}; send it SIGTERM to drain it",
-            config.listen
-        ),
-        Ok(Some(holder)) => {
-            tracing::error!(
-                listen = %config.listen,
-                pid = holder.pid,
-                "{}",
-                ops::owner::refusal(config.listen, &holder)
-            );
-            return 1;
-        }
-        Err(e) => {
-            tracing::error!(listen = %config.listen, "cannot use {}: {e}", config.listen);
-            return 1;
+    for addr in std::iter::once(config.listen).chain(config.admin_listen) {
+        match ops::owner::probe(addr) {
+            Ok(None) => {}
+            Ok(Some(holder)) if config.handover_allowed() => tracing::info!(
+                listen = %addr,
+                holder = %holder,
+                "hand-over: joining {addr}, served by {holder}; send it SIGTERM to drain it"
+            ),
+            Ok(Some(holder)) => {
+                tracing::error!(
+                    listen = %addr,
+                    pid = holder.pid,
+                    "{}",
+                    ops::owner::refusal(addr, &holder)
+                );
+                return 1;
+            }
+            Err(e) => {
+                tracing::error!(listen = %addr, "cannot use {addr}: {e}");
+                return 1;
+            }
         }
     }
     let fd_limit = match sys::raise_nofile_limit() {

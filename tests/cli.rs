@@ -71,6 +71,22 @@ fn bad_flags_and_values_name_the_flag_and_exit_2() {
             "--trusted-proxy",
         ),
         (&["serve", "--trusted-proxy", ""], &[], "--trusted-proxy"),
+        (
+            &["serve", "--admin-listen", "127.0.0.1:8080"],
+            &[],
+            "--admin-listen",
+        ),
+        (
+            &[
+                "serve",
+                "--listen",
+                "0.0.0.0:9",
+                "--admin-listen",
+                "127.0.0.1:9",
+            ],
+            &[],
+            "--admin-listen",
+        ),
         (&["serve", "--log-level", "loud"], &[], "--log-level"),
         (&["serve", "--log-format", "xml"], &[], "--log-format"),
         (&["serve", "--handover", "yes"], &[], "yes"),

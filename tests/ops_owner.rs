@@ -150,3 +150,29 @@ fn handover_joins_and_the_old_one_drains(driver: Driver) {
     );
 }
 both_drivers!(handover_joins_and_the_old_one_drains);
+
+/// The admin address is checked too: one held by another process (here, this test) is refused.
+fn admin_address_in_use_is_refused(driver: Driver) {
+    let holder = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    let admin = holder
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .to_string();
+    let (code, stderr) = serve_until_exit(
+        driver,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            &admin,
+            "--workers",
+            "1",
+            "--no-pin",
+        ],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(&admin), "{stderr:?}");
+    let pid = format!("PID {}", std::process::id());
+    assert!(stderr.contains(&pid), "{stderr:?} does not name {pid}");
+}
+both_drivers!(admin_address_in_use_is_refused);

@@ -205,10 +205,11 @@ pub fn serve(config: Config, effective: &str) -> i32 {
     let workers = config.worker_count();
     let driver = ops::driver_name();
     let max_connections = config.max_connections;
+    let listen = config.listen;
     let server = match Server::start(config) {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!("cannot start: {e}");
+            tracing::error!("cannot start on {listen}: {e}");
             return 1;
         }
     };

@@ -1,10 +1,21 @@
-//! Server configuration: every option has a flag, a `PUSHCORE_*` environment variable and a
-//! default, and is validated before any socket is opened.
+//! Server configuration: every option has a flag, a `PUSHCORE_*` environment variable, a key in
+//! the `--config` file and a default, and is validated before any socket is opened.
+//!
+//! Precedence: flags, then environment variables, then the config file ([`file`]), then the
+//! defaults. [`cli`] parses a command line with that precedence and renders the effective
+//! configuration for the start line (secrets redacted).
+
+pub mod cli;
+pub mod file;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
+use clap::builder::BoolishValueParser;
+use clap::{Args, ValueEnum};
+
+use crate::http::forwarded::{Cidr, TrustedProxies};
 
 /// `pushcore serve` options. Field names carry their units.
 /// Defaults, one per option.
@@ -29,12 +40,40 @@ pub mod defaults {
     pub const CPU_BASE: u64 = 0;
     pub const MAX_STREAM_LIFETIME_SECS: u64 = 0;
     pub const LISTEN: &str = "127.0.0.1:8080";
+    pub use crate::ops::limits::RESERVED_FDS;
+
+    /// `--max-connections` when not given: what the open-file limit (after raising the soft
+    /// limit to the hard one) leaves after [`RESERVED_FDS`], at most [`MAX_CONNECTIONS`].
+    pub fn max_connections() -> u64 {
+        crate::ops::limits::nofile_ceiling().map_or(MAX_CONNECTIONS, |limit| {
+            limit.saturating_sub(RESERVED_FDS).clamp(1, MAX_CONNECTIONS)
+        })
+    }
+}
+
+/// `--log-level`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Off,
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+/// `--log-format`: `text` for a terminal, `json` (one object per line) for a collector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Args, Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Address to listen on (every worker binds it with SO_REUSEPORT).
-    #[arg(long, env = "PUSHCORE_LISTEN", default_value = defaults::LISTEN)]
+    /// Address to listen on, like 127.0.0.1:8080, 0.0.0.0:8080, [::]:8080 or localhost:8080
+    /// (every worker binds it with SO_REUSEPORT).
+    #[arg(long, env = "PUSHCORE_LISTEN", default_value = defaults::LISTEN, value_name = "ADDR", value_parser = cli::parse_listen)]
     pub listen: SocketAddr,
 
     /// Worker threads, one runtime each, pinned to cores (default: one per available core).
@@ -42,8 +81,9 @@ pub struct Config {
     pub workers: Option<u16>,
 
     /// Most concurrent connections (subscribers and publishers) across all workers; beyond it
-    /// new connections get 503 with Retry-After.
-    #[arg(long, env = "PUSHCORE_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS,
+    /// new connections get 503 with Retry-After. Default: what the open-file limit allows
+    /// (less 128 descriptors), at most 100000.
+    #[arg(long, env = "PUSHCORE_MAX_CONNECTIONS", default_value_t = defaults::max_connections(),
           allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub max_connections: u64,
 
@@ -140,11 +180,6 @@ pub struct Config {
     #[arg(long = "no-pin", env = "PUSHCORE_NO_PIN")]
     pub no_pin: bool,
 
-    /// Serve the live operations page at /dashboard and its feed at /dashboard/events (no
-    /// authorization, like /metrics: enable it only where /metrics may be reached).
-    #[arg(long = "dashboard", env = "PUSHCORE_DASHBOARD")]
-    pub dashboard: bool,
-
     /// Authorization (JWT) and CORS.
     #[command(flatten)]
     pub auth: crate::auth::AuthConfig,
@@ -153,6 +188,49 @@ pub struct Config {
     #[arg(long = "cpu-base", env = "PUSHCORE_CPU_BASE", default_value_t = defaults::CPU_BASE,
           allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(0..=4096))]
     pub cpu_base: u64,
+
+    /// Serve /metrics, /healthz, /readyz and the dashboard on this address only (recommended in
+    /// production: not on the public port).
+    #[arg(long = "admin-listen", env = "PUSHCORE_ADMIN_LISTEN", value_name = "ADDR", value_parser = cli::parse_listen)]
+    pub admin_listen: Option<SocketAddr>,
+
+    /// Reverse proxy whose X-Forwarded-For / Forwarded headers name the client, as an address or
+    /// CIDR like 10.0.0.0/8 (repeatable, or comma-separated in the variable).
+    #[arg(
+        long = "trusted-proxy",
+        env = "PUSHCORE_TRUSTED_PROXY",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<Cidr>,
+
+    /// Serve the live operations page at /dashboard and its feed at /dashboard/events (no
+    /// authorization, like /metrics: on the admin listener when --admin-listen is set).
+    #[arg(long = "dashboard", env = "PUSHCORE_DASHBOARD", value_parser = BoolishValueParser::new())]
+    pub dashboard: bool,
+
+    /// Log every publish request (client, status, events, bytes, time) at info level.
+    #[arg(long = "access-log", env = "PUSHCORE_ACCESS_LOG", value_parser = BoolishValueParser::new())]
+    pub access_log: bool,
+
+    /// Zero-downtime restart on one host: join an address another pushcore serves (instead of
+    /// refusing to start), then send the old process SIGTERM so it drains.
+    #[arg(long = "handover", env = "PUSHCORE_HANDOVER", value_parser = BoolishValueParser::new())]
+    pub handover: bool,
+
+    /// Least severe log level written.
+    #[arg(long = "log-level", env = "PUSHCORE_LOG", value_name = "LEVEL", value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+
+    /// Log format: text for a terminal, json (one object per line) for a collector.
+    #[arg(long = "log-format", env = "PUSHCORE_LOG_FORMAT", value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// TOML file whose keys are these long flags (`max-connections = 5000`, repeatable flags as
+    /// arrays); flags and environment variables override it. `pushcore config --print-defaults`
+    /// prints one.
+    #[arg(long = "config", env = "PUSHCORE_CONFIG", value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -168,6 +246,31 @@ impl Config {
     }
     pub fn history_age(&self) -> Option<Duration> {
         (self.history_age_secs > 0).then(|| Duration::from_secs(self.history_age_secs))
+    }
+    /// Whether starting on an address another process serves is intended (`--handover`). Cluster
+    /// mode is one too: the server ORs this with it.
+    pub fn handover_allowed(&self) -> bool {
+        self.handover
+    }
+    /// Checks between options that one flag's parser cannot make; the error names the flags.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(admin) = self.admin_listen {
+            let overlaps = admin.ip() == self.listen.ip()
+                || admin.ip().is_unspecified()
+                || self.listen.ip().is_unspecified();
+            if admin.port() == self.listen.port() && admin.port() != 0 && overlaps {
+                return Err(format!(
+                    "--admin-listen {admin} overlaps --listen {}: give the admin listener its \
+                     own port, like 127.0.0.1:9090",
+                    self.listen
+                ));
+            }
+        }
+        Ok(())
+    }
+    /// The `--trusted-proxy` networks.
+    pub fn trusted_proxies(&self) -> TrustedProxies {
+        TrustedProxies::new(self.trusted_proxies.clone())
     }
 }
 
@@ -199,6 +302,14 @@ impl Default for Config {
             no_pin: false,
             dashboard: false,
             auth: crate::auth::AuthConfig::default(),
+            admin_listen: None,
+            trusted_proxies: Vec::new(),
+
+            access_log: false,
+            handover: false,
+            log_level: LogLevel::Info,
+            log_format: LogFormat::Text,
+            config_file: None,
         }
     }
 }

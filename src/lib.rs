@@ -79,6 +79,7 @@ pub mod config;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod ops;
 pub mod per_ip;
 pub mod server;
 pub mod sse;

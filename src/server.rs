@@ -133,48 +133,119 @@ impl Server {
 }
 
 /// `pushcore serve`: run until SIGTERM/SIGINT, then drain. Returns the process exit code.
-pub fn serve(config: Config) -> i32 {
+/// `effective` is the effective configuration for the start line (secrets already redacted,
+/// see [`crate::config::cli::effective`]).
+pub fn serve(config: Config, effective: &str) -> i32 {
+    use crate::ops::{self, log::fatal};
+    let format = config.log_format;
     // A bad key or CORS setting is a bad flag: one line naming it, exit 2.
-    if let Err(msg) = config.auth.build() {
-        eprintln!("pushcore: {msg}");
+    if let Err(msg) = config
+        .validate()
+        .and_then(|()| config.auth.build().map(|_| ()))
+    {
+        fatal(format, &msg);
         return 2;
     }
     if let Err(e) = sys::block_termination_signals() {
-        eprintln!("pushcore: cannot block signals: {e}");
+        fatal(format, &format!("cannot block signals: {e}"));
         return 1;
     }
-    match sys::raise_nofile_limit() {
-        Ok(limit) if limit < config.max_connections.saturating_add(64) => eprintln!(
-            "pushcore: warning: the open-file limit ({limit}) is below --max-connections ({}); \
-             accept will fail with EMFILE before the connection limit is reached",
-            config.max_connections
-        ),
-        Ok(_) => {}
-        Err(e) => eprintln!("pushcore: warning: cannot raise the open-file limit: {e}"),
-    }
-    let drain_timeout = Duration::from_secs(config.drain_timeout_secs);
-    let workers = config.worker_count();
-    let server = match Server::start(config) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("pushcore: cannot start: {e}");
+    // After the signal mask: the log thread inherits it.
+    let _logging = match ops::log::init(config.log_level, format, config.access_log) {
+        Ok(logging) => logging,
+        Err(msg) => {
+            fatal(format, &msg);
             return 1;
         }
     };
-    println!(
-        "pushcore listening on http://{} ({workers} workers)",
-        server.local_addr()
+    // One owner per address: a second pushcore would silently split the clients with the first.
+    for addr in std::iter::once(config.listen).chain(config.admin_listen) {
+        match ops::owner::probe(addr) {
+            Ok(None) => {}
+            Ok(Some(holder)) if config.handover_allowed() => tracing::info!(
+                listen = %addr,
+                holder = %holder,
+                "hand-over: joining {addr}, served by {holder}; send it SIGTERM to drain it"
+            ),
+            Ok(Some(holder)) => {
+                tracing::error!(
+                    listen = %addr,
+                    pid = holder.pid,
+                    "{}",
+                    ops::owner::refusal(addr, &holder)
+                );
+                return 1;
+            }
+            Err(e) => {
+                tracing::error!(listen = %addr, "cannot use {addr}: {e}");
+                return 1;
+            }
+        }
+    }
+    let fd_limit = match sys::raise_nofile_limit() {
+        Ok(limit) => {
+            if limit
+                < config
+                    .max_connections
+                    .saturating_add(ops::limits::RESERVED_FDS)
+            {
+                tracing::warn!(
+                    fd_limit = limit,
+                    max_connections = config.max_connections,
+                    "{}",
+                    ops::limits::raise_limit_advice(limit, config.max_connections)
+                );
+            }
+            Some(limit)
+        }
+        Err(e) => {
+            tracing::warn!(
+                "cannot raise the open-file limit: {e}; see `ulimit -n` and LimitNOFILE="
+            );
+            None
+        }
+    };
+    let drain_timeout = Duration::from_secs(config.drain_timeout_secs);
+    let workers = config.worker_count();
+    let driver = ops::driver_name();
+    let max_connections = config.max_connections;
+    let listen = config.listen;
+    let server = match Server::start(config) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot start on {listen}: {e}");
+            return 1;
+        }
+    };
+    tracing::info!(
+        addr = %server.local_addr(),
+        workers,
+        driver,
+        fd_limit,
+        max_connections,
+        config = effective,
+        "pushcore {} started: {workers} workers on {driver}, open-file limit {}",
+        env!("CARGO_PKG_VERSION"),
+        fd_limit.map_or_else(|| "unknown".to_owned(), |l| l.to_string()),
     );
+    ops::log::print_listening(format, server.local_addr(), workers);
     let sig = sys::wait_for_termination();
-    eprintln!(
-        "pushcore: signal {sig}: draining (up to {}s)",
+    let started = std::time::Instant::now();
+    tracing::info!(
+        signal = sig,
+        drain_timeout_secs = drain_timeout.as_secs(),
+        "signal {sig}: draining (up to {} s)",
         drain_timeout.as_secs()
     );
     server.drain();
     match server.join() {
-        Ok(()) => 0,
+        Ok(()) => {
+            let secs = started.elapsed().as_secs_f64();
+            tracing::info!(drain_secs = secs, "drained in {secs:.2} s; exiting");
+            0
+        }
         Err(e) => {
-            eprintln!("pushcore: worker failed: {e}");
+            tracing::error!("a worker failed: {e}");
             1
         }
     }

@@ -131,3 +131,8 @@ fn publish_body() {
 fn last_event_id() {
     replay("last_event_id");
 }
+
+#[test]
+fn forwarded() {
+    replay("forwarded");
+}

@@ -27,7 +27,18 @@ fn start(fd_limit: u64, driver_legacy: bool) -> Server {
     } else {
         common::Driver::IoUring
     };
-    let mut cmd = common::serve_command(driver, &["--workers", "1", "--heartbeat", "0"]);
+    let mut cmd = common::serve_command(
+        driver,
+        &[
+            "--workers",
+            "1",
+            "--heartbeat",
+            "0",
+            // Above the limit on purpose (the default would fit the limit and answer 503 first).
+            "--max-connections",
+            "100000",
+        ],
+    );
     cmd.stdout(Stdio::piped()).stderr(Stdio::null());
     // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
     unsafe {

@@ -9,6 +9,7 @@
 pub mod chunked;
 pub mod differential;
 pub mod encode_roundtrip;
+pub mod forwarded;
 pub mod last_event_id;
 pub mod parse_head;
 pub mod publish_body;
@@ -24,6 +25,7 @@ pub const TARGETS: &[&str] = &[
     "encode_roundtrip",
     "publish_body",
     "last_event_id",
+    "forwarded",
 ];
 
 /// The check for the target `name`.
@@ -36,6 +38,7 @@ pub fn by_name(name: &str) -> Option<fn(&[u8])> {
         "encode_roundtrip" => encode_roundtrip::check,
         "publish_body" => publish_body::check,
         "last_event_id" => last_event_id::check,
+        "forwarded" => forwarded::check,
         _ => return None,
     })
 }

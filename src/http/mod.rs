@@ -13,6 +13,7 @@
 
 pub mod body;
 pub mod error;
+pub mod forwarded;
 pub mod head;
 pub mod parse;
 pub mod query;

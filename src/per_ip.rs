@@ -25,14 +25,18 @@ pub struct PerIpCounter {
     rows: [Box<[AtomicU32]>; ROWS],
 }
 
+/// The key of a connection that is not counted per address (an admin connection, or one from a
+/// trusted proxy until its request names the client): [`PerIpCounter`] ignores it.
+pub const UNCOUNTED: u64 = u64::MAX;
+
 /// What is counted for a client address: IPv4 addresses (also IPv4-mapped IPv6) one by one,
-/// IPv6 clients by /64, the block one subscriber line usually gets.
+/// IPv6 clients by /64, the block one subscriber line usually gets. Never [`UNCOUNTED`].
 pub fn key(ip: IpAddr) -> u64 {
     match ip {
         IpAddr::V4(v4) => u64::from(u32::from(v4)),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => u64::from(u32::from(v4)),
-            None => ((u128::from(v6) >> 64) as u64) | (1 << 63) | (1 << 32),
+            None => (((u128::from(v6) >> 64) as u64) | (1 << 63) | (1 << 32)) & !1,
         },
     }
 }
@@ -70,7 +74,7 @@ impl PerIpCounter {
     /// Count a new connection from the address with this [`key`], or refuse it (false) if the
     /// address is at its limit.
     pub fn acquire(&self, key: u64) -> bool {
-        if !self.enabled() {
+        if !self.enabled() || key == UNCOUNTED {
             return true;
         }
         let buckets = Self::buckets(key);
@@ -90,7 +94,7 @@ impl PerIpCounter {
 
     /// A connection counted by [`PerIpCounter::acquire`] closed.
     pub fn release(&self, key: u64) {
-        if !self.enabled() {
+        if !self.enabled() || key == UNCOUNTED {
             return;
         }
         for (row, &bucket) in self.rows.iter().zip(Self::buckets(key).iter()) {

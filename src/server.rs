@@ -20,6 +20,7 @@ pub struct Server {
     doorbells: Arc<[bus::Doorbell]>,
     threads: Vec<std::thread::JoinHandle<std::io::Result<()>>>,
     local_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
 }
 
 /// Listen backlog of each worker's socket.
@@ -45,6 +46,12 @@ impl Server {
         for _ in 1..workers {
             listeners.push(listener(local_addr, sndbuf)?);
         }
+        // The admin listener, served by worker 0 (SO_REUSEPORT too, for --handover).
+        let mut admin = match config.admin_listen {
+            Some(addr) => Some(listener(addr, sndbuf)?),
+            None => None,
+        };
+        let admin_addr = admin.as_ref().map(|l| l.local_addr()).transpose()?;
         let boot = EventId::new(unix_ms_now(), 0);
         let metrics: Vec<Arc<WorkerMetrics>> = (0..workers)
             .map(|_| Arc::new(WorkerMetrics::default()))
@@ -60,6 +67,7 @@ impl Server {
             cluster: false,
             ready: AtomicBool::new(true),
             board: crate::web::stats::Board::new(workers),
+            proxies: config.trusted_proxies(),
             per_ip: crate::per_ip::PerIpCounter::new(
                 u32::try_from(config.max_connections_per_ip).unwrap_or(u32::MAX),
             ),
@@ -75,6 +83,7 @@ impl Server {
             endpoints.into_iter().enumerate().zip(listeners)
         {
             let shared = Arc::clone(&shared);
+            let admin_listener = if index == 0 { admin.take() } else { None };
             let pin = (!config.no_pin)
                 .then(|| (usize::try_from(config.cpu_base).unwrap_or(0) + index) % cores);
             let handle = std::thread::Builder::new()
@@ -82,10 +91,10 @@ impl Server {
                 .spawn(move || {
                     if let Some(cpu) = pin {
                         if let Err(e) = sys::pin_to_cpu(cpu) {
-                            eprintln!("pushcore: worker {index}: cannot pin to cpu {cpu}: {e}");
+                            tracing::warn!("worker {index}: cannot pin to cpu {cpu}: {e}");
                         }
                     }
-                    worker::run(index, shared, endpoint, bell, listener)
+                    worker::run(index, shared, endpoint, bell, listener, admin_listener)
                 })?;
             threads.push(handle);
         }
@@ -94,11 +103,22 @@ impl Server {
             doorbells,
             threads,
             local_addr,
+            admin_addr,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The admin listener's address (`--admin-listen`), if any.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// Every worker's counters (for the log's failure summaries).
+    pub fn metrics(&self) -> Vec<Arc<WorkerMetrics>> {
+        self.shared.metrics.clone()
     }
 
     /// Begin the drain on every worker.
@@ -228,7 +248,15 @@ pub fn serve(config: Config, effective: &str) -> i32 {
         env!("CARGO_PKG_VERSION"),
         fd_limit.map_or_else(|| "unknown".to_owned(), |l| l.to_string()),
     );
+    if let Some(admin) = server.admin_addr() {
+        tracing::info!(admin = %admin, "operations paths (/metrics, /healthz, /readyz, /dashboard) on http://{admin} only");
+    }
     ops::log::print_listening(format, server.local_addr(), workers);
+    let counters = server.metrics();
+    let reporter =
+        ops::failures::FailureReporter::spawn(ops::failures::DEFAULT_INTERVAL, move || {
+            ops::failures::FailureCounts::from_metrics(&counters)
+        });
     let sig = sys::wait_for_termination();
     let started = std::time::Instant::now();
     tracing::info!(
@@ -238,7 +266,11 @@ pub fn serve(config: Config, effective: &str) -> i32 {
         drain_timeout.as_secs()
     );
     server.drain();
-    match server.join() {
+    let joined = server.join();
+    if let Ok(reporter) = reporter {
+        reporter.stop();
+    }
+    match joined {
         Ok(()) => {
             let secs = started.elapsed().as_secs_f64();
             tracing::info!(drain_secs = secs, "drained in {secs:.2} s; exiting");

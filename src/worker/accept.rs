@@ -1,6 +1,9 @@
 //! Accepting connections: the capacity and per-address checks, then a connection task
-//! ([`super::routes`]). Refused connections are answered and closed gracefully.
+//! ([`super::routes`]). Refused connections are answered and closed gracefully. The admin
+//! listener (`--admin-listen`, on worker 0) is accepted here too, without those checks, so that
+//! a server at capacity can still be watched.
 
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -15,8 +18,29 @@ use crate::per_ip;
 /// How long a refused connection may take to send its request head before it is answered.
 const REJECT_READ: Duration = Duration::from_millis(500);
 
+/// Which listener a connection came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Side {
+    /// The public port: the API (and, without `--admin-listen`, the operations paths too).
+    Public,
+    /// `--admin-listen`: `/metrics`, `/healthz`, `/readyz`, the dashboard.
+    Admin,
+}
+
+/// The client of a connection: its address (after `--trusted-proxy` resolution, once known) and
+/// the key it is counted under for `--max-connections-per-ip` ([`per_ip::UNCOUNTED`]: not).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Peer {
+    pub(super) ip: IpAddr,
+    pub(super) key: u64,
+}
+
 impl Worker {
-    pub(super) async fn accept_loop(self: Rc<Self>, listener: monoio::net::TcpListener) {
+    pub(super) async fn accept_loop(
+        self: Rc<Self>,
+        listener: monoio::net::TcpListener,
+        side: Side,
+    ) {
         loop {
             let accepted = monoio::select! {
                 r = listener.accept() => Some(r),
@@ -24,9 +48,10 @@ impl Worker {
             };
             let Some(accepted) = accepted else { break };
             match accepted {
-                Ok((stream, peer)) => self.admit(stream, per_ip::key(peer.ip())),
+                Ok((stream, peer)) => self.admit(stream, peer.ip(), side),
                 Err(e) => {
                     self.metrics.accept_errors_total.inc();
+                    crate::ops::failures::note_accept_error(&e);
                     // EMFILE/ENFILE/ENOBUFS/ENOMEM: back off instead of spinning on a full table.
                     let pause = match e.raw_os_error() {
                         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
@@ -44,10 +69,18 @@ impl Worker {
     }
 
     /// Count a new connection in, or refuse it (503 at capacity, 429 over the per-address limit).
-    fn admit(self: &Rc<Self>, stream: TcpStream, peer_key: u64) {
+    /// A trusted proxy's connection is counted per address once its request names the client.
+    fn admit(self: &Rc<Self>, stream: TcpStream, peer: IpAddr, side: Side) {
         self.metrics.connections_accepted_total.inc();
         let open = self.shared.open_connections.fetch_add(1, Ordering::Relaxed);
-        let refusal = if open >= self.limits().max_connections {
+        let peer_key = if side == Side::Admin || self.shared.proxies.contains(peer) {
+            per_ip::UNCOUNTED
+        } else {
+            per_ip::key(peer)
+        };
+        let refusal = if side == Side::Admin {
+            None
+        } else if open >= self.limits().max_connections {
             self.metrics.connections_rejected_total.inc();
             Some(ApiError::AT_CAPACITY)
         } else if !self.shared.per_ip.acquire(peer_key) {
@@ -63,7 +96,15 @@ impl Worker {
             }
             None => {
                 self.metrics.connections.inc();
-                monoio::spawn(routes::serve_connection(Rc::clone(self), stream, peer_key));
+                monoio::spawn(routes::serve_connection(
+                    Rc::clone(self),
+                    stream,
+                    Peer {
+                        ip: peer,
+                        key: peer_key,
+                    },
+                    side,
+                ));
             }
         }
     }
@@ -81,7 +122,11 @@ impl Worker {
     /// allowed browser origin gets its CORS fields on the 503/429 too, then close gracefully.
     /// A client that sends nothing is answered when the bound passes.
     async fn reject(self: Rc<Self>, stream: TcpStream, why: ApiError) {
-        let mut conn = Conn::new(stream);
+        let peer = Peer {
+            ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
+            key: per_ip::UNCOUNTED,
+        };
+        let mut conn = Conn::new(stream, peer, Side::Public);
         let limits = self.limits().head;
         let head = monoio::time::timeout(REJECT_READ, conn.read_head(&limits)).await;
         let cors = self.shared.auth.cors();

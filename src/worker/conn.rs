@@ -9,6 +9,7 @@ use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
+use super::accept::{Peer, Side};
 use crate::http::parse::{find_header, BodyKind, Head, HeadLimits, Header, Parsed};
 use crate::http::response::CONTINUE;
 use crate::http::{check_length, parse_head, ChunkedDecoder, HttpError};
@@ -38,6 +39,10 @@ pub(super) struct Conn {
     /// The last answer was an early refusal: close with [`Conn::linger_close`], so that the
     /// answer is not lost to a reset while the client is still sending.
     pub(super) linger: bool,
+    /// The client, as counted per address (see [`Peer`]).
+    pub(super) peer: Peer,
+    /// The listener it came in on.
+    pub(super) side: Side,
 }
 
 /// Lingering close (as nginx does it): after an early answer, read and discard what the client
@@ -47,8 +52,10 @@ const LINGER_MAX_BYTES: usize = 8 * 1024 * 1024;
 const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Conn {
-    pub(super) fn new(stream: TcpStream) -> Conn {
+    pub(super) fn new(stream: TcpStream, peer: Peer, side: Side) -> Conn {
         Conn {
+            peer,
+            side,
             stream,
             buf: Vec::with_capacity(1024),
             headers: Vec::new(),
@@ -86,6 +93,15 @@ impl Conn {
     /// The value of header `name` in the current head.
     pub(super) fn header(&self, name: &str) -> Option<&[u8]> {
         find_header(&self.buf, &self.headers, name)
+    }
+
+    /// Every value of header `name` in the current head, in order.
+    pub(super) fn header_values(&self, name: &str) -> Vec<&[u8]> {
+        self.headers
+            .iter()
+            .filter(|h| h.name.get(&self.buf).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|h| h.value.get(&self.buf))
+            .collect()
     }
 
     /// Drop the first `n` bytes of the buffer (a request that was answered).

@@ -51,8 +51,11 @@ impl Worker {
                 break;
             }
             if Instant::now() >= deadline {
-                eprintln!(
-                    "pushcore: worker {}: drain timeout with {streams} streams and {others} other connections open; closing them",
+                tracing::warn!(
+                    worker = self.index,
+                    streams,
+                    others,
+                    "worker {}: drain timeout with {streams} streams and {others} other connections open; closing them",
                     self.index
                 );
                 break;

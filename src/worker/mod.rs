@@ -74,6 +74,8 @@ pub struct Shared {
     pub ready: AtomicBool,
     /// What each worker posts for the dashboard's snapshot (used with `--dashboard`).
     pub board: crate::web::stats::Board,
+    /// `--trusted-proxy`: peers whose forwarding headers name the client.
+    pub proxies: crate::http::forwarded::TrustedProxies,
 }
 
 /// The per-worker state behind one `RefCell`; never borrowed across an await.
@@ -108,6 +110,7 @@ pub fn run(
     wiring: Wiring,
     bell_rx: DoorbellRx,
     listener: std::net::TcpListener,
+    admin: Option<std::net::TcpListener>,
 ) -> std::io::Result<()> {
     let mut runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
         .enable_timer()
@@ -115,6 +118,7 @@ pub fn run(
         .build()?;
     runtime.block_on(async move {
         let listener = monoio::net::TcpListener::from_std(listener)?;
+        let admin = admin.map(monoio::net::TcpListener::from_std).transpose()?;
         let bell = bell_rx.into_stream()?;
         let metrics = shared.metrics.get(index).cloned().unwrap_or_default();
         let worker = Rc::new(Worker {
@@ -141,7 +145,12 @@ pub fn run(
         if worker.shared.config.dashboard {
             monoio::spawn(Rc::clone(&worker).dashboard_loop());
         }
-        Rc::clone(&worker).accept_loop(listener).await;
+        if let Some(admin) = admin {
+            monoio::spawn(Rc::clone(&worker).accept_loop(admin, accept::Side::Admin));
+        }
+        Rc::clone(&worker)
+            .accept_loop(listener, accept::Side::Public)
+            .await;
         worker.finish_drain().await;
         Ok(())
     })

@@ -15,6 +15,7 @@ use crate::http::parse::Head;
 use crate::http::query::Target;
 use crate::http::response::response;
 use crate::http::HttpError;
+use crate::ops::access;
 use crate::sse::id::unix_ms_now;
 
 impl Worker {
@@ -25,6 +26,7 @@ impl Worker {
         target: &Target,
         keep_alive: bool,
     ) -> Next {
+        let began = std::time::Instant::now();
         let auth = &self.shared.auth;
         let cors = auth.cors().response_headers(conn.header("origin"));
         let cors = cors.as_slice();
@@ -52,17 +54,28 @@ impl Worker {
         conn.consume(consumed);
         // From here the request was read whole: errors are answered on a kept-alive connection.
         let outcome = self.sequence(&body, claims.as_ref()).await;
-        let resp = match outcome {
+        let (resp, status, events, first) = match outcome {
             Ok((ids, batch)) => {
                 self.metrics.publish_requests_total.inc();
-                let body = answer_body(&ids, batch);
-                response(200, "application/json", cors, body.as_bytes(), keep_alive)
+                let answer = answer_body(&ids, batch);
+                let resp = response(200, "application/json", cors, answer.as_bytes(), keep_alive);
+                (resp, 200, ids.len(), ids.first().map(|id| id.to_string()))
             }
             Err(err) => {
                 self.count_refusal(&err);
-                err.response(cors, keep_alive)
+                (err.response(cors, keep_alive), err.status(), 0, None)
             }
         };
+        if access::enabled() {
+            access::publish(&access::PublishRecord {
+                client: conn.peer.ip,
+                status,
+                events,
+                first_event_id: first.as_deref(),
+                body_bytes: body.len() as u64,
+                micros: u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX),
+            });
+        }
         Next::after(conn.send(resp).await, keep_alive)
     }
 

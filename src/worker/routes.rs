@@ -6,6 +6,9 @@ use std::rc::Rc;
 
 use monoio::net::TcpStream;
 
+use std::net::IpAddr;
+
+use super::accept::{Peer, Side};
 use super::conn::{Conn, ReadFail};
 use super::handshakes::Entry;
 use super::stream::NewSubscriber;
@@ -16,6 +19,7 @@ use crate::http::parse::{BodyKind, Method};
 use crate::http::response::response;
 use crate::http::{parse_target, HttpError};
 use crate::metrics::WorkerMetrics;
+use crate::per_ip;
 use crate::web::DASHBOARD_EVENTS_PATH;
 
 /// How a request ended for its connection.
@@ -38,10 +42,16 @@ impl Next {
     }
 }
 
-pub(super) async fn serve_connection(worker: Rc<Worker>, stream: TcpStream, peer_key: u64) {
+pub(super) async fn serve_connection(
+    worker: Rc<Worker>,
+    stream: TcpStream,
+    peer: Peer,
+    side: Side,
+) {
     // TCP_NODELAY and the send buffer cap come from the listener.
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
-    let mut conn = Conn::new(stream);
+    let socket_peer = peer.ip;
+    let mut conn = Conn::new(stream, peer, side);
     loop {
         conn.timed_out = Rc::new(Cell::new(false));
         let hs = worker.state.borrow_mut().handshakes.begin(Entry {
@@ -50,37 +60,87 @@ pub(super) async fn serve_connection(worker: Rc<Worker>, stream: TcpStream, peer
             timed_out: Rc::clone(&conn.timed_out),
             idle_keepalive: !conn.first && conn.buf.is_empty(),
         });
-        let next = serve_one(&worker, &mut conn).await;
+        let next = serve_one(&worker, &mut conn, socket_peer).await;
         worker.state.borrow_mut().handshakes.end(hs);
         conn.first = false;
         match next {
             Next::KeepAlive if !worker.is_draining() => continue,
             Next::KeepAlive | Next::Close => break,
             Next::Subscribe(sub) => {
-                worker.adopt_subscriber(conn.stream, sub, peer_key);
+                let key = conn.peer.key;
+                worker.adopt_subscriber(conn.stream, sub, key);
                 return;
             }
         }
     }
+    let key = conn.peer.key;
     if conn.linger {
         conn.linger_close().await;
     }
-    worker.connection_closed(peer_key);
+    worker.connection_closed(key);
+}
+
+/// Paths of the operations side: on `--admin-listen` only, when it is set.
+fn is_admin_path(path: &str) -> bool {
+    matches!(
+        path,
+        "/metrics" | "/healthz" | "/readyz" | "/dashboard" | DASHBOARD_EVENTS_PATH
+    )
+}
+
+/// The module the dashboard imports is served on both sides.
+fn is_shared_path(path: &str) -> bool {
+    matches!(path, "/pushcore.js" | "/pushcore.d.ts")
 }
 
 /// Read one request and answer it.
-async fn serve_one(worker: &Rc<Worker>, conn: &mut Conn) -> Next {
+async fn serve_one(worker: &Rc<Worker>, conn: &mut Conn, socket_peer: IpAddr) -> Next {
     let head = match conn.read_head(&worker.limits().head).await {
         Ok(head) => head,
         Err(ReadFail::Gone) => return Next::Close,
         Err(ReadFail::Refuse(e)) => return refuse(worker, conn, &e.into(), &[]).await,
     };
+    // From a trusted proxy, the client is who its forwarding headers say, counted per address
+    // for each request (a proxy may reuse one upstream connection for several clients).
+    if conn.side == Side::Public && worker.shared.proxies.contains(socket_peer) {
+        let client = worker.shared.proxies.client_addr(
+            socket_peer,
+            &conn.header_values("x-forwarded-for"),
+            &conn.header_values("forwarded"),
+        );
+        conn.peer.ip = client;
+        let key = per_ip::key(client);
+        if key != conn.peer.key {
+            worker.shared.per_ip.release(conn.peer.key);
+            conn.peer.key = per_ip::UNCOUNTED;
+            if !worker.shared.per_ip.acquire(key) {
+                let cors = worker
+                    .shared
+                    .auth
+                    .cors()
+                    .response_headers(conn.header("origin"));
+                return refuse(worker, conn, &ApiError::TooManyFromAddress, cors.as_slice()).await;
+            }
+            conn.peer.key = key;
+        }
+    }
     let keep_alive = head.keep_alive && !worker.is_draining();
     let target = match parse_target(head.target.get(&conn.buf)) {
         Ok(t) => t,
         Err(e) => return refuse(worker, conn, &e.into(), &[]).await,
     };
     let route = (target.path.as_str(), head.method);
+    // With an admin listener, each side serves its own paths; the other side's are unknown.
+    let admin_set = worker.shared.config.admin_listen.is_some();
+    let foreign = match conn.side {
+        Side::Admin => !is_admin_path(route.0) && !is_shared_path(route.0),
+        Side::Public => admin_set && is_admin_path(route.0),
+    };
+    if foreign {
+        let resp = ApiError::Http(HttpError::NotFound).response(&[], false);
+        conn.send(resp).await;
+        return Next::Close;
+    }
     // Only publish reads a body; any other request that carries one is answered and closed.
     let has_body = !matches!(head.body, BodyKind::None | BodyKind::Length(0));
     if route.0 != "/events/publish" && has_body {
@@ -163,8 +223,38 @@ fn plain_answer(worker: &Worker, route: (&str, Method), keep_alive: bool) -> Vec
             }
         }
         ("/healthz", _) => not_allowed("GET, HEAD"),
+        ("/readyz", Method::Get | Method::Head) => {
+            let ready = worker
+                .shared
+                .ready
+                .load(std::sync::atomic::Ordering::Acquire);
+            if ready && !worker.is_draining() {
+                response(
+                    200,
+                    "application/json",
+                    &[],
+                    br#"{"status":"ready"}"#,
+                    keep_alive,
+                )
+            } else {
+                let status: &[u8] = if ready {
+                    br#"{"status":"draining"}"#
+                } else {
+                    br#"{"status":"starting"}"#
+                };
+                response(
+                    503,
+                    "application/json",
+                    &[("Retry-After", "1")],
+                    status,
+                    keep_alive,
+                )
+            }
+        }
+        ("/readyz", _) => not_allowed("GET, HEAD"),
         ("/metrics", Method::Get | Method::Head) => {
-            let text = WorkerMetrics::render(&worker.shared.metrics);
+            let mut text = WorkerMetrics::render(&worker.shared.metrics);
+            crate::ops::log::render_metrics(&mut text);
             response(
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",

@@ -36,7 +36,8 @@ pub fn key(ip: IpAddr) -> u64 {
         IpAddr::V4(v4) => u64::from(u32::from(v4)),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => u64::from(u32::from(v4)),
-            None => (((u128::from(v6) >> 64) as u64) | (1 << 63) | (1 << 32)) & !1,
+            // ffff:ffff:ffff:ffff::/64 alone would be UNCOUNTED: it shares a key with …:fffe.
+            None => (((u128::from(v6) >> 64) as u64) | (1 << 63) | (1 << 32)).min(UNCOUNTED - 1),
         },
     }
 }

@@ -19,7 +19,9 @@ type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn main() -> Res<()> {
     let mut args = std::env::args().skip(1);
-    let url = args.next().unwrap_or_else(|| "redis://127.0.0.1:6390".into());
+    let url = args
+        .next()
+        .unwrap_or_else(|| "redis://127.0.0.1:6390".into());
     let secs: u64 = args.next().map_or(Ok(3), |s| s.parse())?;
     let rate: u64 = args.next().map_or(Ok(1000), |s| s.parse())?;
     let config = ClusterConfig {
@@ -36,7 +38,10 @@ fn main() -> Res<()> {
         data: r#"{"price":123.45,"symbol":"ABC","seq":0}"#.into(),
     };
 
-    println!("appends/s, one key, MAXLEN ~ {}, {secs} s each:", settings.maxlen);
+    println!(
+        "appends/s, one key, MAXLEN ~ {}, {secs} s each:",
+        settings.maxlen
+    );
     for batch in [1usize, 10, 100] {
         reset(&mut log)?;
         let events = vec![event.clone(); batch];
@@ -92,7 +97,11 @@ fn main() -> Res<()> {
         .filter_map(|(id, due)| by_id.get(id).map(|at| at.saturating_duration_since(*due)))
         .collect();
     lat.sort();
-    let pick = |q: f64| lat.get(((lat.len() as f64 - 1.0) * q) as usize).copied().unwrap_or_default();
+    let pick = |q: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
     println!(
         "XADD -> tailer latency at {rate}/s ({} of {} received), from the schedule: p50 {:?} p99 {:?} max {:?}",
         lat.len(),

@@ -53,7 +53,8 @@ impl Node {
         let sink = Box::new(move |e: TailEvent| {
             let _ = tx.send(e);
         });
-        let bridges = Cluster::start(settings, floor, EventId::ZERO, sink, None).expect("cluster starts");
+        let bridges =
+            Cluster::start(settings, floor, EventId::ZERO, sink, None).expect("cluster starts");
         Node {
             appender: bridges.appender,
             reader: bridges.reader,
@@ -105,7 +106,12 @@ impl Drop for Node {
 
 fn assert_strictly_increasing(ids: &[EventId]) {
     for pair in ids.windows(2) {
-        assert!(pair[0] < pair[1], "ids out of order: {} then {}", pair[0], pair[1]);
+        assert!(
+            pair[0] < pair[1],
+            "ids out of order: {} then {}",
+            pair[0],
+            pair[1]
+        );
     }
 }
 
@@ -137,8 +143,16 @@ fn append_then_tail_gives_identical_ordered_ids() {
     assert_eq!(bodies.first(), Some(&ev("a", 0)));
     assert_eq!(bodies.last(), Some(&ev("a", 49)));
     // The entries are what Redis holds, one per event, fields by name.
-    let first = redis.cli(&["XRANGE", "pushcore:events", &acked[0].to_string(), &acked[0].to_string()]);
-    assert!(first.contains("channels") && first.contains("{\"n\":0}"), "{first}");
+    let first = redis.cli(&[
+        "XRANGE",
+        "pushcore:events",
+        &acked[0].to_string(),
+        &acked[0].to_string(),
+    ]);
+    assert!(
+        first.contains("channels") && first.contains("{\"n\":0}"),
+        "{first}"
+    );
 }
 
 #[test]
@@ -178,7 +192,9 @@ fn backfill_then_live_has_no_gap_and_no_duplicate_under_load() {
         let acked = Arc::clone(&acked);
         std::thread::spawn(move || {
             for n in 0..total {
-                let ids = appender.append(vec![ev("load", n)]).expect("append under load");
+                let ids = appender
+                    .append(vec![ev("load", n)])
+                    .expect("append under load");
                 acked.lock().expect("lock").extend(ids);
                 if n % 100 == 0 {
                     std::thread::sleep(Duration::from_millis(5));
@@ -193,7 +209,10 @@ fn backfill_then_live_has_no_gap_and_no_duplicate_under_load() {
     }
     let late = Node::start(&settings, EventId::ZERO);
     let (backfilled, _) = late.until(|e| matches!(e, TailEvent::Ready { .. }));
-    assert!(!backfilled.is_empty(), "the late instance backfilled nothing");
+    assert!(
+        !backfilled.is_empty(),
+        "the late instance backfilled nothing"
+    );
     publisher.join().expect("publisher");
     let acked = acked.lock().expect("lock").clone();
     let mut got = backfilled;
@@ -201,7 +220,10 @@ fn backfill_then_live_has_no_gap_and_no_duplicate_under_load() {
         got.extend(late.ids(1));
     }
     assert_eq!(got.len(), acked.len());
-    assert_eq!(got, acked, "backfill + live differs from what was acknowledged");
+    assert_eq!(
+        got, acked,
+        "backfill + live differs from what was acknowledged"
+    );
 }
 
 #[test]
@@ -220,12 +242,18 @@ fn redis_restarted_with_aof_loses_nothing_and_tailing_resumes() {
     got.extend(more);
     // While Redis is away, publishes fail (never a success for an unstored event).
     let refused = node.appender.append(vec![ev("a", 999)]);
-    assert!(refused.is_err(), "append succeeded with Redis down: {refused:?}");
+    assert!(
+        refused.is_err(),
+        "append succeeded with Redis down: {refused:?}"
+    );
 
     redis.start_again();
     let (more, up) = node.until(|e| matches!(e, TailEvent::Up { .. } | TailEvent::Lost { .. }));
     got.extend(more);
-    assert!(matches!(up, TailEvent::Up { .. }), "after an AOF restart: {up:?}");
+    assert!(
+        matches!(up, TailEvent::Up { .. }),
+        "after an AOF restart: {up:?}"
+    );
     // The appender reconnects by itself.
     let deadline = Instant::now() + PATIENCE;
     let mut n = 20;
@@ -245,8 +273,14 @@ fn redis_restarted_with_aof_loses_nothing_and_tailing_resumes() {
         got.extend(node.ids(1));
     }
     assert_eq!(got, acked);
-    let len: usize = redis.cli(&["XLEN", "pushcore:events"]).parse().expect("XLEN");
-    assert_eq!(len, 41, "every acknowledged event (and the marker) is in the log");
+    let len: usize = redis
+        .cli(&["XLEN", "pushcore:events"])
+        .parse()
+        .expect("XLEN");
+    assert_eq!(
+        len, 41,
+        "every acknowledged event (and the marker) is in the log"
+    );
 }
 
 #[test]
@@ -267,7 +301,10 @@ fn redis_restarted_empty_is_reported_lost_and_ids_never_repeat() {
     let TailEvent::Lost { floor, .. } = lost else {
         unreachable!()
     };
-    assert!(floor >= before_loss, "floor {floor} below the last id {before_loss}");
+    assert!(
+        floor >= before_loss,
+        "floor {floor} below the last id {before_loss}"
+    );
 
     let deadline = Instant::now() + PATIENCE;
     let mut after = Vec::new();
@@ -284,7 +321,10 @@ fn redis_restarted_empty_is_reported_lost_and_ids_never_repeat() {
             }
         }
     }
-    assert!(after.iter().all(|id| *id > before_loss), "an id at or below one delivered: {after:?}");
+    assert!(
+        after.iter().all(|id| *id > before_loss),
+        "an id at or below one delivered: {after:?}"
+    );
     acked.extend(after.iter().copied());
     while got.len() < acked.len() {
         got.extend(node.ids(1));
@@ -310,10 +350,20 @@ fn a_log_trimmed_below_a_position_is_not_exact() {
     let mut log = RedisLog::new(&settings).expect("client");
     let state = log.state().expect("state").expect("stream");
     assert_eq!(resume_from(Some(&state), ids[5]), Resume::Exact);
-    assert_eq!(redis.cli(&["XTRIM", "pushcore:events", "MAXLEN", "=", "10"]), "91");
+    assert_eq!(
+        redis.cli(&["XTRIM", "pushcore:events", "MAXLEN", "=", "10"]),
+        "91"
+    );
     let state = log.state().expect("state").expect("stream");
-    assert_eq!(resume_from(Some(&state), ids[5]), Resume::Inexact, "trimmed: reset evicted");
-    assert_eq!(resume_from(Some(&state), ids[89]), Resume::Exact);
+    assert_eq!(
+        resume_from(Some(&state), ids[5]),
+        Resume::Inexact,
+        "trimmed: reset evicted"
+    );
+    // Redis 7.0 does not record what a trim removed, only the new first entry: the id just
+    // before it cannot be told from one further back, so it is inexact too.
+    assert_eq!(resume_from(Some(&state), ids[89]), Resume::Inexact);
+    assert_eq!(resume_from(Some(&state), ids[90]), Resume::Exact);
     assert_eq!(resume_from(Some(&state), ids[99]), Resume::Exact);
     let ahead = ids[99].successor();
     assert_eq!(resume_from(Some(&state), ahead), Resume::Ahead);
@@ -321,12 +371,12 @@ fn a_log_trimmed_below_a_position_is_not_exact() {
     let page = log.range(ids[89], EventId::MAX, 100).expect("range");
     let got: Vec<EventId> = page.iter().map(|d| d.id()).collect();
     assert_eq!(got, ids[90..].to_vec());
-    let replay = node.reader.read(ids[89], ids[95], 100).expect("read");
+    let replay = node.reader.read(ids[90], ids[95], 100).expect("read");
     assert_eq!(replay.resume, Resume::Exact);
     assert!(replay.complete);
     let got: Vec<EventId> = replay.events.iter().map(|e| e.id).collect();
-    assert_eq!(got, ids[90..=95].to_vec());
-    let cut = node.reader.read(ids[89], EventId::MAX, 3).expect("read");
+    assert_eq!(got, ids[91..=95].to_vec());
+    let cut = node.reader.read(ids[90], EventId::MAX, 3).expect("read");
     assert_eq!(cut.events.len(), 3);
     assert!(!cut.complete);
     let evicted = node.reader.read(ids[5], EventId::MAX, 100).expect("read");
@@ -338,7 +388,9 @@ fn a_log_trimmed_below_a_position_is_not_exact() {
 fn a_stalled_redis_fails_appends_quickly() {
     let redis = RedisServer::start(Persistence::None);
     let node = Node::start(&settings(&redis, 300), EventId::ZERO);
-    node.appender.append(vec![ev("a", 0)]).expect("append before the stall");
+    node.appender
+        .append(vec![ev("a", 0)])
+        .expect("append before the stall");
     let mut sleeper = redis.sleep(4.0);
     let started = Instant::now();
     let got = node.appender.append(vec![ev("a", 1)]);
@@ -348,7 +400,10 @@ fn a_stalled_redis_fails_appends_quickly() {
         "{got:?}"
     );
     // Bounded by the operation timeout, not by the stall (4 s): a hung publisher would wait it out.
-    assert!(took < Duration::from_secs(3), "append took {took:?} during a stall");
+    assert!(
+        took < Duration::from_secs(3),
+        "append took {took:?} during a stall"
+    );
     let second = node.appender.append(vec![ev("a", 2)]);
     assert!(second.is_err(), "success during a stall: {second:?}");
     let _ = sleeper.wait();
@@ -357,7 +412,10 @@ fn a_stalled_redis_fails_appends_quickly() {
         match node.appender.append(vec![ev("a", 3)]) {
             Ok(_) => break,
             Err(e) => {
-                assert!(Instant::now() < deadline, "no recovery after the stall: {e}");
+                assert!(
+                    Instant::now() < deadline,
+                    "no recovery after the stall: {e}"
+                );
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
@@ -372,8 +430,7 @@ fn start_fails_with_one_line_when_redis_is_unreachable() {
     settings.startup_wait = Duration::from_millis(500);
     let sink = Box::new(|_e: TailEvent| {});
     let err = Cluster::start(&settings, EventId::ZERO, EventId::ZERO, sink, None)
-        .err()
-        .expect("no Redis: start fails");
+        .expect_err("no Redis: start fails");
     let text = err.to_string();
     assert!(text.starts_with("--redis-url redis://127.0.0.1:"), "{text}");
     assert!(!text.contains('\n'), "{text}");
@@ -384,9 +441,14 @@ fn start_refuses_a_key_that_is_not_a_stream() {
     let redis = RedisServer::start(Persistence::None);
     assert_eq!(redis.cli(&["SET", "pushcore:events", "x"]), "OK");
     let sink = Box::new(|_e: TailEvent| {});
-    let err = Cluster::start(&settings(&redis, 500), EventId::ZERO, EventId::ZERO, sink, None)
-        .err()
-        .expect("a string key: start fails");
+    let err = Cluster::start(
+        &settings(&redis, 500),
+        EventId::ZERO,
+        EventId::ZERO,
+        sink,
+        None,
+    )
+    .expect_err("a string key: start fails");
     assert!(err.to_string().contains("not a stream"), "{err}");
 }
 
@@ -421,8 +483,15 @@ fn token_batches_are_answered_through_the_replier_and_bad_ones_alone() {
         data: "1".into(),
     };
     for token in 0..20u64 {
-        let events = if token == 7 { vec![bad.clone()] } else { vec![ev("a", 0), ev("b", 1)] };
-        bridges.appender.submit_token(token, events).expect("queued");
+        let events = if token == 7 {
+            vec![bad.clone()]
+        } else {
+            vec![ev("a", 0), ev("b", 1)]
+        };
+        bridges
+            .appender
+            .submit_token(token, events)
+            .expect("queued");
     }
     let mut answers: Vec<(u64, pushcore::cluster::AppendResult)> = (0..20)
         .map(|_| rx.recv_timeout(PATIENCE).expect("an answer per token"))

@@ -202,14 +202,7 @@ pub fn spawn_appender(
         .name("pushcore-appender".into())
         .spawn(move || Appender::new(log, thread_floor, replier).run(&rx))
         .map_err(|e| LogError::Connect(format!("cannot start the appender thread: {e}")))?;
-    Ok((
-        AppenderHandle {
-            tx,
-            timeout,
-            floor,
-        },
-        thread,
-    ))
+    Ok((AppenderHandle { tx, timeout, floor }, thread))
 }
 
 struct Appender {
@@ -499,7 +492,10 @@ impl Tailer {
         });
         let mut last_check = Instant::now();
         while !self.stopped() {
-            match self.log.read_after(self.seen.last_id, READ_COUNT, TAIL_BLOCK) {
+            match self
+                .log
+                .read_after(self.seen.last_id, READ_COUNT, TAIL_BLOCK)
+            {
                 Ok(entries) => {
                     if !entries.is_empty() {
                         self.deliver(entries);
@@ -549,7 +545,9 @@ impl Tailer {
         self.log.connect(Duration::from_secs(1))?;
         self.verify()?;
         loop {
-            let page = self.log.range(self.seen.last_id, EventId::MAX, READ_COUNT)?;
+            let page = self
+                .log
+                .range(self.seen.last_id, EventId::MAX, READ_COUNT)?;
             if page.is_empty() {
                 return Ok(());
             }

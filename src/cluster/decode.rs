@@ -235,7 +235,7 @@ pub fn split_channels(list: &str) -> Result<Vec<String>, DecodeError> {
 
 /// The fields of one entry, `[name, value, …]`, into an event or a marker.
 fn decode_fields(fields: Vec<Value>) -> Result<EntryKind, DecodeError> {
-    if fields.len() % 2 != 0 {
+    if !fields.len().is_multiple_of(2) {
         return Err(DecodeError::OddFields(fields.len()));
     }
     let mut channels = None;
@@ -403,7 +403,7 @@ pub fn decode_stream_state(v: Value) -> Result<LogState, DecodeError> {
         Value::Map(pairs) => pairs,
         other => {
             let items = into_array(other, "stream info")?;
-            if items.len() % 2 != 0 {
+            if !items.len().is_multiple_of(2) {
                 return Err(DecodeError::OddFields(items.len()));
             }
             let mut pairs = Vec::with_capacity(items.len() / 2);

@@ -198,14 +198,24 @@ fn malformed_entries() {
         (
             entry(
                 "1-0",
-                &[("channels", "a"), ("type", "t"), ("data", "1"), ("extra", "x")],
+                &[
+                    ("channels", "a"),
+                    ("type", "t"),
+                    ("data", "1"),
+                    ("extra", "x"),
+                ],
             ),
             DecodeError::UnknownField("extra".into()),
         ),
         (
             entry(
                 "1-0",
-                &[("channels", "a"), ("type", "t"), ("data", "1"), ("type", "u")],
+                &[
+                    ("channels", "a"),
+                    ("type", "t"),
+                    ("data", "1"),
+                    ("type", "u"),
+                ],
             ),
             DecodeError::DuplicateField("type".into()),
         ),
@@ -236,7 +246,10 @@ fn malformed_entries() {
             DecodeError::Channels("channel name is longer than 200 bytes".into()),
         ),
         (
-            entry("1-0", &[("channels", "a,b,a"), ("type", "t"), ("data", "1")]),
+            entry(
+                "1-0",
+                &[("channels", "a,b,a"), ("type", "t"), ("data", "1")],
+            ),
             DecodeError::Channels("\"a\" is listed twice".into()),
         ),
         (
@@ -271,7 +284,14 @@ fn malformed_entries() {
         (
             arr(vec![
                 b("1-0"),
-                arr(vec![b("channels"), Value::Int(3), b("type"), b("t"), b("data"), b("1")]),
+                arr(vec![
+                    b("channels"),
+                    Value::Int(3),
+                    b("type"),
+                    b("t"),
+                    b("data"),
+                    b("1"),
+                ]),
             ]),
             DecodeError::Type {
                 what: "channels",
@@ -371,7 +391,10 @@ fn xread_replies() {
     assert_eq!(got, Ok(1));
     assert_eq!(decode_xread(Value::Nil, "k", EventId::ZERO), Ok(vec![]));
     let map = Value::Map(vec![(b("k"), arr(vec![entry("7-0", GOOD)]))]);
-    assert_eq!(decode_xread(map, "k", EventId::ZERO).map(|v| v.len()), Ok(1));
+    assert_eq!(
+        decode_xread(map, "k", EventId::ZERO).map(|v| v.len()),
+        Ok(1)
+    );
 
     let rows: Vec<(Value, DecodeError)> = vec![
         (
@@ -412,7 +435,11 @@ fn xread_replies() {
         ),
     ];
     for (i, (reply, want)) in rows.into_iter().enumerate() {
-        assert_eq!(decode_xread(reply, "k", EventId::ZERO), Err(want), "row {i}");
+        assert_eq!(
+            decode_xread(reply, "k", EventId::ZERO),
+            Err(want),
+            "row {i}"
+        );
     }
 }
 
@@ -532,13 +559,24 @@ fn stream_state() {
     assert_eq!(decode_stream_state(map), Ok(want));
 
     let without = |name: &str| {
-        info(full_info().into_iter().filter(|(k, _)| *k != name).collect())
+        info(
+            full_info()
+                .into_iter()
+                .filter(|(k, _)| *k != name)
+                .collect(),
+        )
     };
     let with = |name: &str, value: Value| {
         info(
             full_info()
                 .into_iter()
-                .map(|(k, v)| if k == name { (k, value.clone()) } else { (k, v) })
+                .map(|(k, v)| {
+                    if k == name {
+                        (k, value.clone())
+                    } else {
+                        (k, v)
+                    }
+                })
                 .collect(),
         )
     };
@@ -554,8 +592,14 @@ fn stream_state() {
             without("max-deleted-entry-id"),
             DecodeError::MissingField("max-deleted-entry-id"),
         ),
-        (without("entries-added"), DecodeError::MissingField("entries-added")),
-        (without("first-entry"), DecodeError::MissingField("first-entry")),
+        (
+            without("entries-added"),
+            DecodeError::MissingField("entries-added"),
+        ),
+        (
+            without("first-entry"),
+            DecodeError::MissingField("first-entry"),
+        ),
         (
             with("length", Value::Int(-1)),
             DecodeError::Number { what: "length" },
@@ -588,11 +632,11 @@ fn stream_state() {
                 next: id(9, 0),
             },
         ),
-        (info(doubled), DecodeError::DuplicateField("entries-added".into())),
         (
-            arr(vec![b("length")]),
-            DecodeError::OddFields(1),
+            info(doubled),
+            DecodeError::DuplicateField("entries-added".into()),
         ),
+        (arr(vec![b("length")]), DecodeError::OddFields(1)),
         (
             Value::Nil,
             DecodeError::Type {

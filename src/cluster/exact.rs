@@ -18,17 +18,38 @@ pub enum Resume {
     Inexact,
 }
 
-/// Can the log serve every event after `after` exactly? Yes when nothing after `after` was
-/// ever trimmed or deleted: Redis records the highest removed id (`max-deleted-entry-id`), and
+/// Can the log serve every event after `after` exactly? Only if nothing after `after` was
+/// ever removed. Redis 7.0 records the highest id removed by `XDEL` (`max-deleted-entry-id`;
 /// a log re-created after a loss records the floor it was raised above there too, so an id
-/// from a lost log is refused as well. `None` (no stream): only `0-0` is served, by nothing.
+/// from a lost log is refused), but a trim (`MAXLEN`) only moves the first entry: when anything
+/// was ever removed (`entries-added` > `length`), an `after` before the first entry may have
+/// missed trimmed entries, so it is inexact (even the one id right before the first entry,
+/// which Redis cannot tell apart). `None` (no stream): only `0-0` is served, by nothing.
 pub fn resume_from(state: Option<&LogState>, after: EventId) -> Resume {
-    match state {
-        Some(state) if state.max_deleted > after => Resume::Inexact,
-        Some(state) if after > state.last_generated => Resume::Ahead,
-        Some(_) => Resume::Exact,
-        None if after == EventId::ZERO => Resume::Exact,
-        None => Resume::Ahead,
+    let Some(state) = state else {
+        return if after == EventId::ZERO {
+            Resume::Exact
+        } else {
+            Resume::Ahead
+        };
+    };
+    if state.max_deleted > after || trimmed_after(state, after) {
+        Resume::Inexact
+    } else if after > state.last_generated {
+        Resume::Ahead
+    } else {
+        Resume::Exact
+    }
+}
+
+/// True when entries after `after` may have been trimmed from the head of the log.
+pub fn trimmed_after(state: &LogState, after: EventId) -> bool {
+    if state.entries_added <= state.length {
+        return false; // nothing was ever removed
+    }
+    match state.first_entry {
+        Some(first) => after < first,
+        None => after < state.last_generated,
     }
 }
 
@@ -50,14 +71,20 @@ pub enum Loss {
     Missing,
     /// The stream hands out ids below what was already read (a failover lost writes, or the
     /// stream was re-created).
-    IdsWentBack { last_read: EventId, last_generated: EventId },
+    IdsWentBack {
+        last_read: EventId,
+        last_generated: EventId,
+    },
     /// Fewer entries were ever added than before (the stream was re-created).
     AddedWentBack { before: u64, now: u64 },
     /// The last entry read is gone although nothing at or after it was trimmed or deleted.
     EntryVanished(EventId),
     /// Entries after the last one read were trimmed before they were read (the reader fell
     /// more than `--redis-maxlen` behind, or was away that long).
-    TrimmedPast { last_read: EventId, max_deleted: EventId },
+    TrimmedPast {
+        last_read: EventId,
+        max_deleted: EventId,
+    },
     /// A marker entry (this id) says the log was re-created above a floor after a loss.
     Recreated(EventId),
 }
@@ -117,7 +144,7 @@ pub fn check_continuity(
             now: now.entries_added,
         });
     }
-    if seen.existed && now.max_deleted > seen.last_id {
+    if seen.existed && (now.max_deleted > seen.last_id || trimmed_after(now, seen.last_id)) {
         return Err(Loss::TrimmedPast {
             last_read: seen.last_id,
             max_deleted: now.max_deleted,
@@ -130,9 +157,9 @@ pub fn check_continuity(
 }
 
 /// True when an entry `id` that was read must still be in the stream: it is an entry (not
-/// `0-0`) and nothing at or above it was ever removed.
+/// `0-0`), no `XDEL` reached it and no trim did (it is not before the first entry).
 pub fn must_still_exist(now: &LogState, id: EventId) -> bool {
-    id > EventId::ZERO && now.max_deleted < id
+    id > EventId::ZERO && now.max_deleted < id && now.first_entry.is_some_and(|f| f <= id)
 }
 
 /// The id a re-created log must start above: the highest id anyone here has delivered or had
@@ -151,7 +178,11 @@ mod tests {
 
     fn state(first: Option<EventId>, last: EventId, deleted: EventId, added: u64) -> LogState {
         LogState {
-            length: added,
+            length: if deleted > EventId::ZERO {
+                added / 2
+            } else {
+                added
+            },
             first_entry: first,
             last_generated: last,
             max_deleted: deleted,
@@ -163,7 +194,19 @@ mod tests {
     fn exactness_table() {
         let untrimmed = state(Some(id(10, 0)), id(20, 0), EventId::ZERO, 5);
         let trimmed = state(Some(id(15, 0)), id(20, 0), id(14, 3), 5);
-        let recreated = state(Some(id(30, 1)), id(30, 1), id(30, 0), 1);
+        let recreated = LogState {
+            length: 1,
+            ..state(Some(id(30, 1)), id(30, 1), id(30, 0), 1)
+        };
+        // MAXLEN trims move the first entry but not max-deleted-entry-id (Redis 7.0).
+        let maxlen_trimmed = LogState {
+            length: 3,
+            ..state(Some(id(18, 0)), id(20, 0), EventId::ZERO, 5)
+        };
+        let all_deleted = LogState {
+            length: 0,
+            ..state(None, id(20, 0), EventId::ZERO, 5)
+        };
         use Resume::*;
         let rows: &[(Option<&LogState>, EventId, Resume)] = &[
             (Some(&untrimmed), EventId::ZERO, Exact),
@@ -171,7 +214,7 @@ mod tests {
             (Some(&untrimmed), id(12, 5), Exact),
             (Some(&untrimmed), id(20, 0), Exact),
             (Some(&untrimmed), id(20, 1), Ahead), // from an instance that read further
-            (Some(&trimmed), id(14, 3), Exact),   // the last removed one: the rest is there
+            (Some(&trimmed), id(14, 3), Inexact), // before the first entry of a trimmed log
             (Some(&trimmed), id(14, 2), Inexact),
             (Some(&trimmed), EventId::ZERO, Inexact),
             (Some(&trimmed), id(17, 0), Exact),
@@ -180,6 +223,13 @@ mod tests {
             (Some(&recreated), id(30, 0), Exact),   // the floor itself: the rest is here
             (None, EventId::ZERO, Exact),
             (None, id(1, 0), Ahead),
+            (Some(&maxlen_trimmed), id(17, 9), Inexact), // may have missed trimmed ones
+            (Some(&maxlen_trimmed), EventId::ZERO, Inexact),
+            (Some(&maxlen_trimmed), id(18, 0), Exact),
+            (Some(&maxlen_trimmed), id(19, 0), Exact),
+            (Some(&maxlen_trimmed), id(21, 0), Ahead),
+            (Some(&all_deleted), id(19, 0), Inexact),
+            (Some(&all_deleted), id(20, 0), Exact),
         ];
         for (i, (st, after, want)) in rows.iter().enumerate() {
             assert_eq!(resume_from(*st, *after), *want, "row {i}: after {after}");
@@ -197,11 +247,19 @@ mod tests {
         let same = state(Some(id(10, 0)), id(20, 0), EventId::ZERO, 5);
         let grown = state(Some(id(10, 0)), id(25, 0), EventId::ZERO, 7);
         let trimmed_past = state(Some(id(22, 0)), id(25, 0), id(21, 0), 7);
-        let trimmed_upto = state(Some(id(21, 0)), id(25, 0), id(20, 0), 7);
+        let maxlen_past = LogState {
+            length: 3,
+            ..state(Some(id(22, 0)), id(25, 0), EventId::ZERO, 9)
+        };
+        let maxlen_upto = LogState {
+            length: 3,
+            ..state(Some(id(20, 0)), id(25, 0), EventId::ZERO, 9)
+        };
         let back = state(Some(id(10, 0)), id(18, 0), EventId::ZERO, 4);
         let recreated_higher = state(Some(id(30, 0)), id(30, 0), id(20, 0), 1);
         let failover_then_grew = state(Some(id(10, 0)), id(40, 0), EventId::ZERO, 9);
-        let rows: &[(&Seen, Option<&LogState>, bool, Result<(), Loss>)] = &[
+        type Row<'a> = (&'a Seen, Option<&'a LogState>, bool, Result<(), Loss>);
+        let rows: &[Row] = &[
             (&seen, Some(&same), true, Ok(())),
             (&seen, Some(&grown), true, Ok(())),
             (
@@ -213,7 +271,22 @@ mod tests {
                     max_deleted: id(21, 0),
                 }),
             ),
-            (&seen, Some(&trimmed_upto), false, Ok(())), // its own entry trimmed: nothing missed
+            (
+                &seen,
+                Some(&maxlen_past),
+                false,
+                Err(Loss::TrimmedPast {
+                    last_read: id(20, 0),
+                    max_deleted: EventId::ZERO,
+                }),
+            ),
+            (&seen, Some(&maxlen_upto), true, Ok(())),
+            (
+                &seen,
+                Some(&maxlen_upto),
+                false,
+                Err(Loss::EntryVanished(id(20, 0))),
+            ),
             (&seen, None, true, Err(Loss::Missing)),
             (&fresh, None, true, Ok(())),
             (

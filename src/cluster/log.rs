@@ -418,8 +418,10 @@ impl RedisLog {
     pub fn delete_stream(&mut self) -> Result<(), LogError> {
         let key = self.key.clone();
         let timeout = self.timeout;
-        self.run(timeout, |con| redis::cmd("DEL").arg(&key).query::<Value>(con))
-            .map(drop)
+        self.run(timeout, |con| {
+            redis::cmd("DEL").arg(&key).query::<Value>(con)
+        })
+        .map(drop)
     }
 
     /// Connects, retrying until `wait` has passed; the last error otherwise.

@@ -87,7 +87,10 @@ impl Cluster {
         replier: Option<Replier>,
     ) -> Result<Bridges, StartError> {
         let mut log = RedisLog::new(settings).map_err(|e| {
-            StartError(format!("--redis-url {}: {e}", config::redact(&settings.url)))
+            StartError(format!(
+                "--redis-url {}: {e}",
+                config::redact(&settings.url)
+            ))
         })?;
         let unreachable = |e: &LogError| {
             StartError(format!(
@@ -98,12 +101,12 @@ impl Cluster {
         };
         log.connect_within(settings.startup_wait)
             .map_err(|e| unreachable(&e))?;
-        let key_error = |e: LogError| {
-            StartError(format!("--redis-stream {:?}: {e}", settings.stream))
-        };
+        let key_error =
+            |e: LogError| StartError(format!("--redis-stream {:?}: {e}", settings.stream));
         match log.key_type().map_err(key_error)?.as_str() {
             "none" => {
-                log.recreate_above(floor, "log created").map_err(key_error)?;
+                log.recreate_above(floor, "log created")
+                    .map_err(key_error)?;
             }
             "stream" => {}
             other => {
@@ -114,7 +117,8 @@ impl Cluster {
         let shared = Arc::new(Floor::new(floor));
         if state.is_some_and(|s| s.last_generated < floor) {
             // The log is below ids this instance handed out before: raise it.
-            log.recreate_above(floor, "log below floor").map_err(key_error)?;
+            log.recreate_above(floor, "log below floor")
+                .map_err(key_error)?;
         }
         drop(log);
         let (appender, _thread) =

@@ -88,7 +88,10 @@ impl RedisServer {
             std::thread::sleep(Duration::from_millis(20));
         }
         let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
-        panic!("redis-server on port {} did not answer PING:\n{log}", self.port);
+        panic!(
+            "redis-server on port {} did not answer PING:\n{log}",
+            self.port
+        );
     }
 
     /// True when the server answers `PING` right now.

@@ -12,8 +12,19 @@
 //! - [`log`]: the blocking client (one connection, timeouts, the commands the log needs).
 //! - [`bridge`]: the appender and tailer threads, and their hand-offs to the server.
 //!
-//! Blocking Redis I/O runs only on the two bridge threads and at start-up, never on an
-//! io_uring worker.
+//! Blocking Redis I/O runs only on the bridge threads and at start-up, never on an io_uring
+//! worker. How the server plugs them in:
+//! - **publish**: a worker (or the sequencer seam) calls [`AppenderHandle::submit_token`]
+//!   (never blocks; `Busy` → 503 at once); the appender thread answers through the
+//!   [`Replier`] given to [`Cluster::start`], which owns one reply ring per worker (the token
+//!   says which) and rings its doorbell. An error → 503 + `Retry-After`.
+//! - **fan-out**: the tailer thread calls the [`Sink`] with [`TailEvent`]s in id order; on
+//!   `Events` it formats each frame once and pushes it to every worker's frame ring (the
+//!   sequencer's job in single-node mode); `Ready` → `/healthz` ready; `Lost` → `reset` to
+//!   every subscriber and no exact resume at or below its floor.
+//! - **old resumes**: [`ReaderHandle::submit`] reads `(after, until]` from the log with the
+//!   exactness verdict ([`Resume`]): `Exact` → serve, `Ahead` → hold and retry, `Inexact` →
+//!   `reset` first.
 #![forbid(unsafe_code)]
 #![deny(
     clippy::unwrap_used,

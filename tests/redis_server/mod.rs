@@ -48,11 +48,24 @@ impl RedisServer {
             persistence,
             child: None,
         };
+        // A port picked free can be taken by a server another test starts at the same moment.
+        for _ in 0..4 {
+            match server.try_spawn() {
+                Ok(()) => return server,
+                Err(_) => server.port = free_port(),
+            }
+        }
         server.spawn();
         server
     }
 
     fn spawn(&mut self) {
+        if let Err(e) = self.try_spawn() {
+            panic!("{e}");
+        }
+    }
+
+    fn try_spawn(&mut self) -> Result<(), String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -76,22 +89,38 @@ impl RedisServer {
             .spawn()
             .expect("start redis-server (apt-get install -y redis-server; .ci/test does it)");
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready()
     }
 
-    fn wait_ready(&self) {
+    /// Waits until *our* process answers on the port (another test's server may have taken a
+    /// port picked at the same time: then ours exits, and it is an error, not a shared server).
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
+        let pid = self.pid().unwrap_or_default();
         while Instant::now() < deadline {
-            if self.ping() {
-                return;
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
+                let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+                return Err(format!(
+                    "redis-server on port {} exited ({status}):\n{log}",
+                    self.port
+                ));
+            }
+            if self.ping()
+                && self
+                    .cli(&["INFO", "server"])
+                    .contains(&format!("process_id:{pid}"))
+            {
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        self.kill();
         let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
-        panic!(
+        Err(format!(
             "redis-server on port {} did not answer PING:\n{log}",
             self.port
-        );
+        ))
     }
 
     /// True when the server answers `PING` right now.

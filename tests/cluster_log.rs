@@ -512,3 +512,49 @@ fn token_batches_are_answered_through_the_replier_and_bad_ones_alone() {
     assert_eq!(all.len(), 38, "every good event got its own id");
     bridges.tailer.stop();
 }
+
+#[test]
+fn a_log_lost_while_publishing_goes_on_is_reported_lost_and_ids_never_repeat() {
+    let mut redis = RedisServer::start(Persistence::None);
+    let node = Node::start(&settings(&redis, 500), EventId::ZERO);
+    node.until(|e| matches!(e, TailEvent::Ready { .. }));
+    let mut acked = Vec::new();
+    for n in 0..10 {
+        acked.extend(node.appender.append(vec![ev("a", n)]).expect("append"));
+    }
+    let before_loss = *acked.last().expect("acked");
+    redis.restart(false);
+    // Publish at once: the appender finds no stream and re-creates it (before the tailer
+    // looks, usually); either way the tailer must report the loss.
+    let deadline = Instant::now() + PATIENCE;
+    let mut after = Vec::new();
+    while after.len() < 10 {
+        match node.appender.append(vec![ev("a", 100 + after.len())]) {
+            Ok(ids) => after.extend(ids),
+            Err(e) => {
+                assert!(Instant::now() < deadline, "appender did not come back: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    assert!(
+        after.iter().all(|id| *id > before_loss),
+        "{after:?} vs {before_loss}"
+    );
+    let (mut got, lost) = node.until(|e| matches!(e, TailEvent::Lost { .. }));
+    let TailEvent::Lost { floor, .. } = lost else {
+        unreachable!()
+    };
+    assert!(floor >= before_loss && floor < after[0], "floor {floor}");
+    let mut reports = 1;
+    while got.len() < acked.len() + after.len() {
+        match node.next() {
+            TailEvent::Events(batch) => got.extend(batch.iter().map(|x| x.id)),
+            TailEvent::Lost { .. } => reports += 1,
+            _ => {}
+        }
+    }
+    acked.extend(after);
+    assert_eq!(got, acked);
+    assert_eq!(reports, 1, "one loss reported once");
+}

@@ -16,7 +16,7 @@ use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender, TrySendError}
 use super::config::ClusterSettings;
 use super::decode::{DecodeError, Decoded, EntryKind, LogEntry, LogState};
 use super::exact::{check_continuity, must_still_exist, resume_from, Loss, Resume, Seen};
-use super::log::{Appended, LogError, Raised, RedisLog};
+use super::log::{Appended, LogError, RedisLog};
 use crate::bus::NewEvent;
 use crate::sse::id::EventId;
 
@@ -438,7 +438,7 @@ pub fn spawn_tailer(
         },
         check_every: settings.timeout.max(TAIL_BLOCK),
         live: false,
-        own_marker: None,
+        covered_until: EventId::ZERO,
     };
     let thread = std::thread::Builder::new()
         .name("pushcore-tailer".into())
@@ -459,8 +459,8 @@ struct Tailer {
     check_every: Duration,
     /// Past the backfill: a marker read now means the log was re-created under us.
     live: bool,
-    /// The marker this tailer wrote itself, if any (not a loss to report again).
-    own_marker: Option<EventId>,
+    /// Markers up to this id were in the log when a loss was last reported: not a new loss.
+    covered_until: EventId,
 }
 
 impl Tailer {
@@ -591,10 +591,8 @@ impl Tailer {
         let floor = self.floor.get();
         let raised = self.log.recreate_above(floor, "log lost")?;
         let state = self.log.state()?;
-        if let Raised::Created(id) | Raised::Raised(id) = raised {
-            // Our own marker: read past it without reporting it a second time.
-            self.own_marker = Some(id);
-        }
+        // Our own marker, or one another instance wrote for the same loss: reported now.
+        self.covered_until = state.map_or(raised.id(), |s| s.last_generated.max(raised.id()));
         self.seen.entries_added = 0;
         self.remember(state.as_ref());
         (self.sink)(TailEvent::Lost {
@@ -623,16 +621,17 @@ impl Tailer {
             match entry {
                 Decoded::Entry(e) => match e.kind {
                     EntryKind::Event(event) => events.push(LogEvent { id, event }),
-                    EntryKind::Marker(_) if self.live && self.own_marker != Some(id) => {
+                    EntryKind::Marker(_) if self.live && id > self.covered_until => {
                         // Someone re-created the log above a floor: what was acknowledged
                         // after our last event and before the loss is gone.
                         if !events.is_empty() {
                             (self.sink)(TailEvent::Events(std::mem::take(&mut events)));
                         }
                         self.floor.raise(id);
+                        self.covered_until = id;
                         (self.sink)(TailEvent::Lost {
                             loss: Loss::Recreated(id),
-                            floor: self.floor.get(),
+                            floor: id,
                             last_id: id,
                         });
                     }

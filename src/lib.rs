@@ -75,6 +75,7 @@ pub mod auth;
 pub mod bench;
 pub mod bus;
 pub mod channel;
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod limits;

@@ -1,0 +1,672 @@
+//! Table-driven tests of [`super::decode`]: one row per reply, malformed ones at least as
+//! many as good ones.
+
+use redis::Value;
+
+use super::decode::*;
+use super::log::decode_raised;
+use super::log::Raised;
+use crate::bus::NewEvent;
+use crate::sse::id::{EventId, IdError};
+
+fn b(s: &str) -> Value {
+    Value::BulkString(s.as_bytes().to_vec())
+}
+
+fn arr(items: Vec<Value>) -> Value {
+    Value::Array(items)
+}
+
+fn fields(pairs: &[(&str, &str)]) -> Value {
+    arr(pairs.iter().flat_map(|(k, v)| [b(k), b(v)]).collect())
+}
+
+fn entry(id: &str, pairs: &[(&str, &str)]) -> Value {
+    arr(vec![b(id), fields(pairs)])
+}
+
+fn event(channels: &[&str], event_type: &str, data: &str) -> EntryKind {
+    EntryKind::Event(NewEvent {
+        channels: channels.iter().map(|s| s.to_string()).collect(),
+        event_type: event_type.into(),
+        data: data.into(),
+    })
+}
+
+fn id(ms: u64, seq: u64) -> EventId {
+    EventId::new(ms, seq)
+}
+
+const GOOD: &[(&str, &str)] = &[("channels", "a,b"), ("type", "update"), ("data", "{}")];
+
+#[test]
+fn good_entries() {
+    let rows: Vec<(Value, LogEntry)> = vec![
+        (
+            entry("1-0", GOOD),
+            LogEntry {
+                id: id(1, 0),
+                kind: event(&["a", "b"], "update", "{}"),
+            },
+        ),
+        (
+            entry(
+                "1732406400000-7",
+                &[("data", "[1,2]"), ("type", "m"), ("channels", "news")],
+            ),
+            LogEntry {
+                id: id(1732406400000, 7),
+                kind: event(&["news"], "m", "[1,2]"),
+            },
+        ),
+        (
+            entry(
+                "5-5",
+                &[("channels", "x.y:z/w@v-u_t"), ("type", "t"), ("data", "")],
+            ),
+            LogEntry {
+                id: id(5, 5),
+                kind: event(&["x.y:z/w@v-u_t"], "t", ""),
+            },
+        ),
+        (
+            entry("9-1", &[("marker", "log lost")]),
+            LogEntry {
+                id: id(9, 1),
+                kind: EntryKind::Marker("log lost".into()),
+            },
+        ),
+        (
+            arr(vec![
+                Value::SimpleString("2-0".into()),
+                arr(vec![
+                    Value::SimpleString("channels".into()),
+                    b("c"),
+                    b("type"),
+                    b("é"),
+                    b("data"),
+                    b("\"ü\""),
+                ]),
+            ]),
+            LogEntry {
+                id: id(2, 0),
+                kind: event(&["c"], "é", "\"ü\""),
+            },
+        ),
+    ];
+    for (i, (reply, want)) in rows.into_iter().enumerate() {
+        assert_eq!(decode_entry(reply), Ok(want), "row {i}");
+    }
+}
+
+#[test]
+fn malformed_entries() {
+    let long = "c".repeat(201);
+    let rows: Vec<(Value, DecodeError)> = vec![
+        (
+            Value::Nil,
+            DecodeError::Type {
+                what: "entry",
+                expected: "array",
+                found: "nil",
+            },
+        ),
+        (
+            b("1-0"),
+            DecodeError::Type {
+                what: "entry",
+                expected: "array",
+                found: "bulk string",
+            },
+        ),
+        (
+            arr(vec![b("1-0")]),
+            DecodeError::Length {
+                what: "entry",
+                expected: "2",
+                found: 1,
+            },
+        ),
+        (
+            arr(vec![b("1-0"), fields(GOOD), b("x")]),
+            DecodeError::Length {
+                what: "entry",
+                expected: "2",
+                found: 3,
+            },
+        ),
+        (
+            arr(vec![Value::Int(1), fields(GOOD)]),
+            DecodeError::Type {
+                what: "entry id",
+                expected: "string",
+                found: "integer",
+            },
+        ),
+        (
+            entry("1", GOOD),
+            DecodeError::Id {
+                what: "entry id",
+                error: IdError::Malformed,
+            },
+        ),
+        (
+            entry("01-0", GOOD),
+            DecodeError::Id {
+                what: "entry id",
+                error: IdError::Malformed,
+            },
+        ),
+        (
+            entry("99999999999999999999-0", GOOD),
+            DecodeError::Id {
+                what: "entry id",
+                error: IdError::Overflow,
+            },
+        ),
+        (
+            entry("", GOOD),
+            DecodeError::Id {
+                what: "entry id",
+                error: IdError::Empty,
+            },
+        ),
+        (
+            arr(vec![b("1-0"), b("channels")]),
+            DecodeError::Type {
+                what: "entry fields",
+                expected: "array",
+                found: "bulk string",
+            },
+        ),
+        (
+            arr(vec![b("1-0"), arr(vec![b("channels"), b("a"), b("type")])]),
+            DecodeError::OddFields(3),
+        ),
+        (
+            entry("1-0", &[("type", "t"), ("data", "1")]),
+            DecodeError::MissingField("channels"),
+        ),
+        (
+            entry("1-0", &[("channels", "a"), ("data", "1")]),
+            DecodeError::MissingField("type"),
+        ),
+        (
+            entry("1-0", &[("channels", "a"), ("type", "t")]),
+            DecodeError::MissingField("data"),
+        ),
+        (
+            entry(
+                "1-0",
+                &[
+                    ("channels", "a"),
+                    ("type", "t"),
+                    ("data", "1"),
+                    ("extra", "x"),
+                ],
+            ),
+            DecodeError::UnknownField("extra".into()),
+        ),
+        (
+            entry(
+                "1-0",
+                &[
+                    ("channels", "a"),
+                    ("type", "t"),
+                    ("data", "1"),
+                    ("type", "u"),
+                ],
+            ),
+            DecodeError::DuplicateField("type".into()),
+        ),
+        (
+            entry("1-0", &[("marker", "m"), ("data", "1")]),
+            DecodeError::UnknownField("data".into()),
+        ),
+        (
+            entry("1-0", &[("channels", ""), ("type", "t"), ("data", "1")]),
+            DecodeError::Channels("channel name is empty".into()),
+        ),
+        (
+            entry("1-0", &[("channels", "a,,b"), ("type", "t"), ("data", "1")]),
+            DecodeError::Channels("channel name is empty".into()),
+        ),
+        (
+            entry("1-0", &[("channels", "a,"), ("type", "t"), ("data", "1")]),
+            DecodeError::Channels("channel name is empty".into()),
+        ),
+        (
+            entry("1-0", &[("channels", "a b"), ("type", "t"), ("data", "1")]),
+            DecodeError::Channels(
+                "channel name \"a b\" may only contain letters, digits and . _ : / @ -".into(),
+            ),
+        ),
+        (
+            entry("1-0", &[("channels", &long), ("type", "t"), ("data", "1")]),
+            DecodeError::Channels("channel name is longer than 200 bytes".into()),
+        ),
+        (
+            entry(
+                "1-0",
+                &[("channels", "a,b,a"), ("type", "t"), ("data", "1")],
+            ),
+            DecodeError::Channels("\"a\" is listed twice".into()),
+        ),
+        (
+            entry("1-0", &[("channels", "a"), ("type", ""), ("data", "1")]),
+            DecodeError::EventType,
+        ),
+        (
+            entry("1-0", &[("channels", "a"), ("type", "a\nb"), ("data", "1")]),
+            DecodeError::EventType,
+        ),
+        (
+            arr(vec![
+                b("1-0"),
+                arr(vec![
+                    b("channels"),
+                    b("a"),
+                    b("type"),
+                    b("t"),
+                    b("data"),
+                    Value::BulkString(vec![0xff, 0xfe]),
+                ]),
+            ]),
+            DecodeError::NotUtf8 { what: "data" },
+        ),
+        (
+            arr(vec![
+                b("1-0"),
+                arr(vec![Value::BulkString(vec![0xc3]), b("a")]),
+            ]),
+            DecodeError::NotUtf8 { what: "field name" },
+        ),
+        (
+            arr(vec![
+                b("1-0"),
+                arr(vec![
+                    b("channels"),
+                    Value::Int(3),
+                    b("type"),
+                    b("t"),
+                    b("data"),
+                    b("1"),
+                ]),
+            ]),
+            DecodeError::Type {
+                what: "channels",
+                expected: "string",
+                found: "integer",
+            },
+        ),
+        (
+            arr(vec![b("1-0"), arr(vec![Value::Nil, b("a")])]),
+            DecodeError::Type {
+                what: "field name",
+                expected: "string",
+                found: "nil",
+            },
+        ),
+    ];
+    for (i, (reply, want)) in rows.into_iter().enumerate() {
+        assert_eq!(decode_entry(reply), Err(want), "row {i}");
+    }
+}
+
+#[test]
+fn entry_lists_keep_order_and_report_bad_entries() {
+    let bad_fields = entry("3-0", &[("channels", "a")]);
+    let got = decode_entries(
+        arr(vec![entry("2-0", GOOD), bad_fields, entry("4-1", GOOD)]),
+        id(1, 0),
+    );
+    assert!(got.is_ok(), "{got:?}");
+    let got = got.unwrap_or_default();
+    let ids: Vec<EventId> = got.iter().map(Decoded::id).collect();
+    assert_eq!(ids, vec![id(2, 0), id(3, 0), id(4, 1)]);
+    assert!(matches!(got.get(1), Some(Decoded::Bad { .. })));
+    assert_eq!(decode_entries(arr(vec![]), id(1, 0)), Ok(vec![]));
+
+    let rows: Vec<(Value, EventId, DecodeError)> = vec![
+        (
+            arr(vec![entry("2-0", GOOD), entry("2-0", GOOD)]),
+            EventId::ZERO,
+            DecodeError::Order {
+                previous: id(2, 0),
+                next: id(2, 0),
+            },
+        ),
+        (
+            arr(vec![entry("3-0", GOOD), entry("2-9", GOOD)]),
+            EventId::ZERO,
+            DecodeError::Order {
+                previous: id(3, 0),
+                next: id(2, 9),
+            },
+        ),
+        (
+            arr(vec![entry("5-0", GOOD)]),
+            id(5, 0),
+            DecodeError::Order {
+                previous: id(5, 0),
+                next: id(5, 0),
+            },
+        ),
+        (
+            arr(vec![entry("x-0", GOOD)]),
+            EventId::ZERO,
+            DecodeError::Id {
+                what: "entry id",
+                error: IdError::Malformed,
+            },
+        ),
+        (
+            Value::Int(0),
+            EventId::ZERO,
+            DecodeError::Type {
+                what: "entries",
+                expected: "array",
+                found: "integer",
+            },
+        ),
+        (
+            arr(vec![b("1-0")]),
+            EventId::ZERO,
+            DecodeError::Type {
+                what: "entry",
+                expected: "array",
+                found: "bulk string",
+            },
+        ),
+    ];
+    for (i, (reply, after, want)) in rows.into_iter().enumerate() {
+        assert_eq!(decode_entries(reply, after), Err(want), "row {i}");
+    }
+}
+
+#[test]
+fn xread_replies() {
+    let one = arr(vec![arr(vec![b("k"), arr(vec![entry("7-0", GOOD)])])]);
+    let got = decode_xread(one, "k", EventId::ZERO).map(|v| v.len());
+    assert_eq!(got, Ok(1));
+    assert_eq!(decode_xread(Value::Nil, "k", EventId::ZERO), Ok(vec![]));
+    let map = Value::Map(vec![(b("k"), arr(vec![entry("7-0", GOOD)]))]);
+    assert_eq!(
+        decode_xread(map, "k", EventId::ZERO).map(|v| v.len()),
+        Ok(1)
+    );
+
+    let rows: Vec<(Value, DecodeError)> = vec![
+        (
+            arr(vec![arr(vec![b("other"), arr(vec![])])]),
+            DecodeError::WrongStream("other".into()),
+        ),
+        (
+            arr(vec![]),
+            DecodeError::Length {
+                what: "read reply",
+                expected: "1 stream",
+                found: 0,
+            },
+        ),
+        (
+            arr(vec![arr(vec![b("k")])]),
+            DecodeError::Length {
+                what: "read stream",
+                expected: "2",
+                found: 1,
+            },
+        ),
+        (
+            b("k"),
+            DecodeError::Type {
+                what: "read reply",
+                expected: "array",
+                found: "bulk string",
+            },
+        ),
+        (
+            arr(vec![arr(vec![b("k"), b("entries")])]),
+            DecodeError::Type {
+                what: "entries",
+                expected: "array",
+                found: "bulk string",
+            },
+        ),
+    ];
+    for (i, (reply, want)) in rows.into_iter().enumerate() {
+        assert_eq!(
+            decode_xread(reply, "k", EventId::ZERO),
+            Err(want),
+            "row {i}"
+        );
+    }
+}
+
+#[test]
+fn added_ids() {
+    let good: Vec<(Value, usize, Option<Vec<EventId>>)> = vec![
+        (arr(vec![b("1-0")]), 1, Some(vec![id(1, 0)])),
+        (
+            arr(vec![b("1-0"), b("1-1"), b("2-0")]),
+            3,
+            Some(vec![id(1, 0), id(1, 1), id(2, 0)]),
+        ),
+        (arr(vec![Value::Nil, Value::Nil]), 2, None),
+        (arr(vec![]), 0, Some(vec![])),
+    ];
+    for (i, (reply, n, want)) in good.into_iter().enumerate() {
+        assert_eq!(decode_added_ids(reply, n), Ok(want), "good row {i}");
+    }
+    let bad: Vec<(Value, usize, DecodeError)> = vec![
+        (
+            arr(vec![b("1-0")]),
+            2,
+            DecodeError::Length {
+                what: "append reply",
+                expected: "one per event",
+                found: 1,
+            },
+        ),
+        (
+            arr(vec![b("1-0"), Value::Nil]),
+            2,
+            DecodeError::Type {
+                what: "appended id",
+                expected: "string",
+                found: "nil",
+            },
+        ),
+        (
+            arr(vec![b("2-0"), b("1-0")]),
+            2,
+            DecodeError::Order {
+                previous: id(2, 0),
+                next: id(1, 0),
+            },
+        ),
+        (
+            Value::Okay,
+            1,
+            DecodeError::Type {
+                what: "append reply",
+                expected: "array",
+                found: "OK",
+            },
+        ),
+        (
+            arr(vec![b("0-0")]),
+            1,
+            DecodeError::Order {
+                previous: EventId::ZERO,
+                next: EventId::ZERO,
+            },
+        ),
+    ];
+    for (i, (reply, n, want)) in bad.into_iter().enumerate() {
+        assert_eq!(decode_added_ids(reply, n), Err(want), "bad row {i}");
+    }
+}
+
+fn info(pairs: Vec<(&str, Value)>) -> Value {
+    arr(pairs.into_iter().flat_map(|(k, v)| [b(k), v]).collect())
+}
+
+fn full_info() -> Vec<(&'static str, Value)> {
+    vec![
+        ("length", Value::Int(2)),
+        ("radix-tree-keys", Value::Int(1)),
+        ("radix-tree-nodes", Value::Int(2)),
+        ("last-generated-id", b("5-1")),
+        ("max-deleted-entry-id", b("1-0")),
+        ("entries-added", Value::Int(4)),
+        ("recorded-first-entry-id", b("3-0")),
+        ("groups", Value::Int(0)),
+        ("first-entry", entry("3-0", GOOD)),
+        ("last-entry", entry("5-1", GOOD)),
+    ]
+}
+
+#[test]
+fn stream_state() {
+    let want = LogState {
+        length: 2,
+        first_entry: Some(id(3, 0)),
+        last_generated: id(5, 1),
+        max_deleted: id(1, 0),
+        entries_added: 4,
+    };
+    assert_eq!(decode_stream_state(info(full_info())), Ok(want));
+    let empty = info(vec![
+        ("length", Value::Int(0)),
+        ("last-generated-id", b("0-0")),
+        ("max-deleted-entry-id", b("0-0")),
+        ("entries-added", Value::Int(0)),
+        ("first-entry", Value::Nil),
+        ("last-entry", Value::Nil),
+    ]);
+    assert_eq!(
+        decode_stream_state(empty),
+        Ok(LogState {
+            length: 0,
+            first_entry: None,
+            last_generated: EventId::ZERO,
+            max_deleted: EventId::ZERO,
+            entries_added: 0,
+        })
+    );
+    let map = Value::Map(full_info().into_iter().map(|(k, v)| (b(k), v)).collect());
+    assert_eq!(decode_stream_state(map), Ok(want));
+
+    let without = |name: &str| {
+        info(
+            full_info()
+                .into_iter()
+                .filter(|(k, _)| *k != name)
+                .collect(),
+        )
+    };
+    let with = |name: &str, value: Value| {
+        info(
+            full_info()
+                .into_iter()
+                .map(|(k, v)| {
+                    if k == name {
+                        (k, value.clone())
+                    } else {
+                        (k, v)
+                    }
+                })
+                .collect(),
+        )
+    };
+    let mut doubled = full_info();
+    doubled.push(("entries-added", Value::Int(9)));
+    let rows: Vec<(Value, DecodeError)> = vec![
+        (without("length"), DecodeError::MissingField("length")),
+        (
+            without("last-generated-id"),
+            DecodeError::MissingField("last-generated-id"),
+        ),
+        (
+            without("max-deleted-entry-id"),
+            DecodeError::MissingField("max-deleted-entry-id"),
+        ),
+        (
+            without("entries-added"),
+            DecodeError::MissingField("entries-added"),
+        ),
+        (
+            without("first-entry"),
+            DecodeError::MissingField("first-entry"),
+        ),
+        (
+            with("length", Value::Int(-1)),
+            DecodeError::Number { what: "length" },
+        ),
+        (
+            with("entries-added", b("many")),
+            DecodeError::Number {
+                what: "entries-added",
+            },
+        ),
+        (
+            with("last-generated-id", b("5")),
+            DecodeError::Id {
+                what: "last-generated-id",
+                error: IdError::Malformed,
+            },
+        ),
+        (
+            with("first-entry", b("3-0")),
+            DecodeError::Type {
+                what: "entry",
+                expected: "array",
+                found: "bulk string",
+            },
+        ),
+        (
+            with("first-entry", entry("9-0", GOOD)),
+            DecodeError::Order {
+                previous: id(5, 1),
+                next: id(9, 0),
+            },
+        ),
+        (
+            info(doubled),
+            DecodeError::DuplicateField("entries-added".into()),
+        ),
+        (arr(vec![b("length")]), DecodeError::OddFields(1)),
+        (
+            Value::Nil,
+            DecodeError::Type {
+                what: "stream info",
+                expected: "array",
+                found: "nil",
+            },
+        ),
+    ];
+    for (i, (reply, want)) in rows.into_iter().enumerate() {
+        assert_eq!(decode_stream_state(reply), Err(want), "row {i}");
+    }
+}
+
+#[test]
+fn recreate_replies() {
+    assert_eq!(
+        decode_raised(arr(vec![b("created"), b("5-1")])),
+        Ok(Raised::Created(id(5, 1)))
+    );
+    assert_eq!(
+        decode_raised(arr(vec![b("raised"), b("5-1")])),
+        Ok(Raised::Raised(id(5, 1)))
+    );
+    assert_eq!(
+        decode_raised(arr(vec![b("above"), b("7-0")])),
+        Ok(Raised::Above(id(7, 0)))
+    );
+    assert!(decode_raised(arr(vec![b("other"), b("7-0")])).is_err());
+    assert!(decode_raised(arr(vec![b("above")])).is_err());
+    assert!(decode_raised(arr(vec![b("above"), b("x")])).is_err());
+    assert!(decode_raised(Value::Nil).is_err());
+}

@@ -184,6 +184,10 @@ pub struct Config {
     #[command(flatten)]
     pub auth: crate::auth::AuthConfig,
 
+    /// Cluster mode: instances sharing one event log in Redis Streams.
+    #[command(flatten)]
+    pub cluster: crate::cluster::ClusterConfig,
+
     /// First CPU to pin worker 0 to; worker i goes to (cpu_base + i) mod cores.
     #[arg(long = "cpu-base", env = "PUSHCORE_CPU_BASE", default_value_t = defaults::CPU_BASE,
           allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(0..=4096))]
@@ -249,8 +253,10 @@ impl Config {
     }
     /// Whether starting on an address another process serves is intended (`--handover`). Cluster
     /// mode is one too: the server ORs this with it.
+    /// May this instance join an address another pushcore serves? With `--handover`, and in
+    /// cluster mode (instances share the log, so a client resumes exactly on either).
     pub fn handover_allowed(&self) -> bool {
-        self.handover
+        self.handover || self.cluster.redis_url.is_some()
     }
     /// Checks between options that one flag's parser cannot make; the error names the flags.
     pub fn validate(&self) -> Result<(), String> {
@@ -302,6 +308,7 @@ impl Default for Config {
             no_pin: false,
             dashboard: false,
             auth: crate::auth::AuthConfig::default(),
+            cluster: crate::cluster::ClusterConfig::default(),
             admin_listen: None,
             trusted_proxies: Vec::new(),
 

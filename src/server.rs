@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bus;
+use crate::cluster::sequencer::RedisSequencer;
 use crate::config::Config;
 use crate::metrics::WorkerMetrics;
 use crate::sse::id::{unix_ms_now, EventId};
@@ -21,6 +22,8 @@ pub struct Server {
     threads: Vec<std::thread::JoinHandle<std::io::Result<()>>>,
     local_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
+    /// Cluster mode: the Redis Streams sequencer's threads.
+    sequencer: Option<RedisSequencer>,
 }
 
 /// Listen backlog of each worker's socket.
@@ -52,7 +55,35 @@ impl Server {
             None => None,
         };
         let admin_addr = admin.as_ref().map(|l| l.local_addr()).transpose()?;
-        let boot = EventId::new(unix_ms_now(), 0);
+        let cluster = config
+            .cluster
+            .validate()
+            .map_err(|msg| std::io::Error::new(std::io::ErrorKind::InvalidInput, msg))?;
+        // Embedded, ids at or below the boot id are an earlier run's. In cluster mode the log
+        // outlives any instance: no id is another run's (a lost log is announced instead).
+        let boot = match cluster {
+            Some(_) => EventId::ZERO,
+            None => EventId::new(unix_ms_now(), 0),
+        };
+        let topology = match cluster {
+            Some(_) => bus::Topology::External,
+            None => bus::Topology::Embedded { floor: boot },
+        };
+        let bus::Built {
+            endpoints,
+            doorbells,
+            hub,
+        } = bus::build(workers, topology)?;
+        let ready = Arc::new(AtomicBool::new(cluster.is_none()));
+        let (sequencer, history_floor) = match (&cluster, hub) {
+            (Some(settings), Some((hub, hub_rx))) => {
+                let (seq, start) =
+                    RedisSequencer::start(settings, hub, hub_rx, Arc::clone(&ready))
+                        .map_err(|e| std::io::Error::other(e.to_string()))?;
+                (Some(seq), start.history_floor)
+            }
+            _ => (None, boot),
+        };
         let metrics: Vec<Arc<WorkerMetrics>> = (0..workers)
             .map(|_| Arc::new(WorkerMetrics::default()))
             .collect();
@@ -64,19 +95,15 @@ impl Server {
             draining: AtomicBool::new(false),
             boot,
             auth,
-            cluster: false,
-            ready: AtomicBool::new(true),
+            cluster: sequencer.is_some(),
+            ready,
+            history_floor,
             board: crate::web::stats::Board::new(workers),
             proxies: config.trusted_proxies(),
             per_ip: crate::per_ip::PerIpCounter::new(
                 u32::try_from(config.max_connections_per_ip).unwrap_or(u32::MAX),
             ),
         });
-        let bus::Built {
-            endpoints,
-            doorbells,
-            hub: _,
-        } = bus::build(workers, bus::Topology::Embedded { floor: boot })?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut threads = Vec::with_capacity(workers);
         for ((index, (endpoint, bell)), listener) in
@@ -104,6 +131,7 @@ impl Server {
             threads,
             local_addr,
             admin_addr,
+            sequencer,
         })
     }
 
@@ -147,6 +175,10 @@ impl Server {
                     }
                 }
             }
+        }
+        // After the workers: publishes still waiting for Redis during the drain are answered.
+        if let Some(seq) = self.sequencer {
+            seq.stop();
         }
         result
     }

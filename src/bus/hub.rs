@@ -8,11 +8,14 @@ use std::sync::Arc;
 use super::{Busy, Delivery, Doorbell, Reply, Request, Sequenced};
 use crate::sse::id::EventId;
 
-/// Both halves.
+/// Both halves, and the doorbell the workers ring when they send a request.
 #[derive(Debug)]
 pub struct Hub {
     pub intake: Intake,
     pub fanout: Fanout,
+    /// Rung (when armed) by a worker that queued a request; an external sequencer also rings
+    /// it to wake its intake thread.
+    pub bell: Arc<Doorbell>,
 }
 
 /// Publish requests from the workers, and the replies back to them.
@@ -47,8 +50,9 @@ struct FanoutPort {
 pub struct PortId(usize);
 
 impl Hub {
-    pub(super) fn new(doorbells: Arc<[Doorbell]>) -> Hub {
+    pub(super) fn new(doorbells: Arc<[Doorbell]>, bell: Arc<Doorbell>) -> Hub {
         Hub {
+            bell,
             intake: Intake {
                 ports: Vec::new(),
                 doorbells: Arc::clone(&doorbells),

@@ -304,7 +304,7 @@ pub fn build(workers: usize, topology: Topology) -> std::io::Result<Built> {
     };
     let (hub_bell, hub_rx) = Doorbell::new()?;
     let hub_bell = Arc::new(hub_bell);
-    let mut hub = Hub::new(Arc::clone(&doorbells));
+    let mut hub = Hub::new(Arc::clone(&doorbells), Arc::clone(&hub_bell));
     let mut links = Vec::with_capacity(workers);
     for k in linked_from..workers {
         let (requests_tx, requests_rx) = rtrb::RingBuffer::new(RING_CAPACITY);

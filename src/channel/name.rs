@@ -35,7 +35,16 @@ fn allowed(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'/' | b'@' | b'-')
 }
 
-/// Check one channel name.
+/// A channel name the server itself may use: a public name, or `$` followed by one (an
+/// internal channel, such as an instance's dashboard feed, which the public API cannot name).
+pub fn validate_stored(name: &str) -> Result<&str, NameError> {
+    match name.strip_prefix('$') {
+        Some(rest) => validate(rest).map(|_| name),
+        None => validate(name),
+    }
+}
+
+/// Check one channel name (as a client may name it).
 pub fn validate(name: &str) -> Result<&str, NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);

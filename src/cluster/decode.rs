@@ -10,7 +10,7 @@ use std::fmt;
 use redis::Value;
 
 use crate::bus::NewEvent;
-use crate::channel::name::validate as validate_channel;
+use crate::channel::name::validate_stored as validate_channel;
 use crate::sse::id::{parse as parse_id, EventId, IdError};
 
 /// Field holding the comma-joined channel names.

@@ -10,7 +10,9 @@
 //! - [`decode`]: Redis replies → entries and stream state (pure, table-tested).
 //! - [`exact`]: when the log can serve a resume exactly, and when it was lost (pure).
 //! - [`log`]: the blocking client (one connection, timeouts, the commands the log needs).
-//! - [`bridge`]: the appender and tailer threads, and their hand-offs to the server.
+//! - [`bridge`]: the appender, tailer and reader threads, and their hand-offs.
+//! - [`sequencer`]: the bus's hub driven by those threads: the Redis implementation of the
+//!   sequencer seam, which the workers cannot tell from the in-process one.
 //!
 //! Blocking Redis I/O runs only on the bridge threads and at start-up, never on an io_uring
 //! worker. How the server plugs them in:
@@ -38,6 +40,7 @@ pub mod config;
 pub mod decode;
 pub mod exact;
 pub mod log;
+pub mod sequencer;
 
 #[cfg(test)]
 mod decode_tests;

@@ -71,7 +71,10 @@ pub struct Shared {
     /// Cluster mode: the sequencer is the shared log (Redis Streams).
     pub cluster: bool,
     /// The instance has read the log and may answer streams (always true when embedded).
-    pub ready: AtomicBool,
+    pub ready: Arc<AtomicBool>,
+    /// A channel's history starts above this id (the boot id; in cluster mode, the first entry
+    /// of a trimmed log): resumes from below it need the log, or a reset.
+    pub history_floor: EventId,
     /// What each worker posts for the dashboard's snapshot (used with `--dashboard`).
     pub board: crate::web::stats::Board,
     /// `--trusted-proxy`: peers whose forwarding headers name the client.
@@ -126,7 +129,7 @@ pub fn run(
             metrics,
             state: RefCell::new(State {
                 subscribers: slots::Slots::default(),
-                channels: Channels::new(shared.limits.retention, shared.boot),
+                channels: Channels::new(shared.limits.retention, shared.history_floor),
                 newest: shared.boot,
                 boot: shared.boot,
                 handshakes: handshakes::Handshakes::default(),

@@ -62,6 +62,7 @@ def rows(rates):
             (f"{label}: p50 / p99 ms from schedule", name, lambda d: None if not d else f'{fmt(ms(get(d, "latency_from_schedule_us", "p50")), ".1f")} / {fmt(ms(get(d, "latency_from_schedule_us", "p99")), ".1f")}', "s"),
             (f"{label}: lost / duplicated / reordered", name, verdict, "s"),
             (f"{label}: generator CPU share", name, lambda d: get(d, "generator_cpu_share"), ".0%"),
+            (f"{label}: CPU 0 busy before the run (other work)", name, lambda d: get(d, "server_cpus_background_share"), ".0%"),
         ]
     for rate in rates:
         n = f"rate{rate}"
@@ -74,6 +75,7 @@ def rows(rates):
             (f"{rate}/s: achieved publish rate", n, lambda d: get(d, "achieved_rate"), ",.0f"),
             (f"{rate}/s: lost / duplicated / reordered", n, verdict, "s"),
             (f"{rate}/s: generator CPU share", n, lambda d: get(d, "generator_cpu_share"), ".0%"),
+            (f"{rate}/s: CPU 0 busy before the run (other work)", n, lambda d: get(d, "server_cpus_background_share"), ".0%"),
         ]
     r += [
         ("replay (Last-Event-ID)", "replay", lambda d: None if not d else ("pass" if d.get("passed") else "FAIL"), "s"),
@@ -96,7 +98,7 @@ def rows(rates):
 
 
 def ratio(a, b):
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a >= 0 and b > 0:
         return f"{a / b:.2f}×"
     return "—"
 

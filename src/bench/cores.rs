@@ -162,7 +162,16 @@ pub struct ServerMeter {
     pub cpus: Option<BTreeSet<usize>>,
     /// Why the CPUs are not known or why they are suspect, for the summary.
     pub note: Option<String>,
+    /// How busy the server's CPUs were just before the run (0–1), while the server was idle:
+    /// other work there (other processes, kernel threads) that whole-core figures also count.
+    pub background_share: Option<f64>,
 }
+
+/// How long [`ServerMeter::new`] watches the server's CPUs before the run.
+const BACKGROUND_WINDOW: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Above this background load the whole-core figures are flagged as including other work.
+pub const BACKGROUND_WARN_SHARE: f64 = 0.05;
 
 /// One reading of a [`ServerMeter`].
 #[derive(Clone, Copy, Debug, Default)]
@@ -207,11 +216,24 @@ impl ServerMeter {
             (None, None) => {}
         }
         if let Some(cpus) = &meter.cpus {
-            busy_micros(cpus)?;
+            let t0 = std::time::Instant::now();
+            let b0 = busy_micros(cpus)?;
+            std::thread::sleep(BACKGROUND_WINDOW);
+            let b1 = busy_micros(cpus)?;
+            let wall = t0.elapsed().as_micros().max(1) as f64 * cpus.len().max(1) as f64;
+            meter.background_share = Some(b1.saturating_sub(b0) as f64 / wall);
             let shared: Vec<_> = cpus.intersection(generator_cpus).collect();
             if !shared.is_empty() {
                 meter.note = Some(format!(
                     "the generator also runs on server CPU(s) {shared:?}: whole-core figures include it; pin with --cpu and taskset"
+                ));
+            } else if let Some(share) = meter
+                .background_share
+                .filter(|s| *s > BACKGROUND_WARN_SHARE)
+            {
+                meter.note = Some(format!(
+                    "the server's CPUs were {:.0}% busy before the run with the server idle: whole-core figures include that other work",
+                    share * 100.0
                 ));
             }
         }

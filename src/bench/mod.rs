@@ -332,6 +332,7 @@ fn server_meter(c: &Common) -> Result<ServerMeter, String> {
 /// Adds the server's CPUs (and any caveat) to the JSON summary.
 fn describe_meter(meter: &ServerMeter, summary: &mut serde_json::Value) {
     summary["server_cpus"] = json!(meter.cpu_list());
+    summary["server_cpus_background_share"] = json!(meter.background_share);
     if let Some(note) = &meter.note {
         summary["server_cpus_note"] = json!(note);
     }

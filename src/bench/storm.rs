@@ -112,7 +112,6 @@ pub(super) fn storm(c: &Common) -> Result<Outcome, String> {
     let meter = Meter::new(c.quiet);
     let shared = Arc::new(Shared::default());
     let threads = c.threads.max(1);
-    let own = OwnCpu::start(crate::sys::process_cpu_micros(), threads);
     let plan = Plan {
         url,
         before: c.before,
@@ -195,6 +194,8 @@ pub(super) fn storm(c: &Common) -> Result<Outcome, String> {
     std::thread::sleep(Duration::from_millis(300));
     // 3. The storm: everyone reconnects with Last-Event-ID.
     let before = server.sample();
+    // The generator's share over the storm alone: it connects and reads for everyone.
+    let own = OwnCpu::start(crate::sys::process_cpu_micros(), threads);
     let storm_start = Instant::now();
     shared.reconnect_at.store(now_micros(), Ordering::Relaxed);
     shared.phase.store(RECONNECT, Ordering::Relaxed);

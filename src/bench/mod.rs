@@ -368,6 +368,9 @@ impl OwnCpu {
     }
 }
 
+/// Below this share of `--rate` the publisher did not keep its schedule: fanout says so.
+pub const MIN_ACHIEVED_RATE_SHARE: f64 = 0.95;
+
 /// Above this share of its CPU the generator may be what limits a run: it says so.
 pub const GENERATOR_SATURATED_SHARE: f64 = 0.85;
 
@@ -694,6 +697,12 @@ fn fanout(c: &Common) -> Result<Outcome, String> {
     }
     describe_meter(&server, &mut summary);
     warn_if_saturated(share);
+    if sent_count > 1 && achieved_rate < c.rate * MIN_ACHIEVED_RATE_SHARE {
+        eprintln!(
+            "pushcore bench: warning: the publisher achieved {achieved_rate:.1}/s of {}/s: the server answered slowly or the generator's core is saturated (latency from schedule includes that delay)",
+            c.rate
+        );
+    }
     let passed = t.lost == 0
         && t.duplicates == 0
         && t.out_of_order == 0

@@ -438,10 +438,14 @@ async fn run(
     let reconnect_at = shared.reconnect_at.load(Ordering::Relaxed);
     let ids = std::mem::take(&mut *last_ids.borrow_mut());
     let pending = Rc::new(Cell::new(0usize));
+    // Tallies live outside the tasks: one still waiting at the end counts what it received.
+    let mut tallies = Vec::new();
     for (k, id) in ids.into_iter().enumerate() {
         let Some(id) = id else { continue };
         let i = conns.get(k).copied().unwrap_or(k);
         pending.set(pending.get() + 1);
+        let tally = Rc::new(RefCell::new(Tally::new(plan.missed)));
+        tallies.push(Rc::clone(&tally));
         let (plan, shared, result, pending) = (
             plan.clone(),
             Arc::clone(&shared),
@@ -454,7 +458,6 @@ async fn run(
                 monoio::time::sleep(delay).await;
             }
             let start = now_micros();
-            let mut tally = Tally::new(plan.missed);
             let mut first = None;
             let mut resets = 0;
             let end = match open(&plan, i) {
@@ -473,8 +476,9 @@ async fn run(
                             };
                             first.get_or_insert_with(now_micros);
                             // The missed events are K..K+J; anything else is unexpected.
-                            tally.record(seq.wrapping_sub(plan.before));
-                            tally.unique < tally.events()
+                            let mut t = tally.borrow_mut();
+                            t.record(seq.wrapping_sub(plan.before));
+                            t.unique < t.events()
                         },
                         |_| {},
                     )
@@ -484,12 +488,15 @@ async fn run(
             };
             let now = now_micros();
             let mut r = result.borrow_mut();
-            r.totals.add(&tally);
             r.resets += resets;
             if let Some(f) = first {
                 r.first_event.push(f.saturating_sub(start));
             }
-            if tally.unique == tally.events() {
+            let complete = {
+                let t = tally.borrow();
+                t.unique == t.events()
+            };
+            if complete {
                 r.complete.push(now.saturating_sub(reconnect_at));
                 Shared::bump(&shared.resumed);
             } else {
@@ -503,6 +510,10 @@ async fn run(
     }
     while pending.get() > 0 && shared.phase.load(Ordering::Relaxed) == RECONNECT {
         monoio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut r = result.borrow_mut();
+    for t in &tallies {
+        r.totals.add(&t.borrow());
     }
 }
 

@@ -77,9 +77,8 @@ impl Server {
         let ready = Arc::new(AtomicBool::new(cluster.is_none()));
         let (sequencer, history_floor) = match (&cluster, hub) {
             (Some(settings), Some((hub, hub_rx))) => {
-                let (seq, start) =
-                    RedisSequencer::start(settings, hub, hub_rx, Arc::clone(&ready))
-                        .map_err(|e| std::io::Error::other(e.to_string()))?;
+                let (seq, start) = RedisSequencer::start(settings, hub, hub_rx, Arc::clone(&ready))
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
                 (Some(seq), start.history_floor)
             }
             _ => (None, boot),

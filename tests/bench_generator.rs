@@ -843,6 +843,113 @@ fn replay_passes_only_when_exactly_the_missed_events_arrive() {
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
 
+const STORM: [&str; 10] = [
+    "--conns",
+    "4",
+    "--before",
+    "2",
+    "--events",
+    "3",
+    "--rate",
+    "200",
+    "--timeout",
+    "5",
+];
+
+#[test]
+fn storm_passes_only_when_every_subscriber_gets_exactly_the_missed_events() {
+    // Name, server behaviour, --spread-ms, verdict, exit code.
+    type Case = (&'static str, Resume, &'static str, Value, i32);
+    let verdict = |resumed: u64, lost: u64, resets: u64, unexpected: u64, passed: bool| {
+        json!({"resumed": resumed, "lost": lost, "resets": resets, "unexpected": unexpected,
+               "duplicates": 0, "out_of_order": 0, "passed": passed})
+    };
+    let rows: Vec<Case> = vec![
+        (
+            "honest, all at once",
+            Resume::Honest,
+            "0",
+            verdict(4, 0, 0, 0, true),
+            0,
+        ),
+        (
+            "honest, spread",
+            Resume::Honest,
+            "300",
+            verdict(4, 0, 0, 0, true),
+            0,
+        ),
+        (
+            "one missed event left out",
+            Resume::Skip(3),
+            "0",
+            verdict(0, 4, 0, 0, false),
+            1,
+        ),
+        (
+            "history reset",
+            Resume::Reset,
+            "0",
+            verdict(4, 0, 4, 0, false),
+            1,
+        ),
+        (
+            "id ignored",
+            Resume::FromStart,
+            "0",
+            verdict(4, 0, 0, 8, false),
+            1,
+        ),
+    ];
+    let handles: Vec<_> = rows
+        .into_iter()
+        .map(|(name, resume, spread, want, code)| {
+            std::thread::spawn(move || {
+                let server = Server::start(script(Order::Live(resume)));
+                let mut args = STORM.to_vec();
+                args.extend_from_slice(&["--spread-ms", spread]);
+                let run = bench(&server, "storm", &args);
+                let got = pick(
+                    &run.json,
+                    &[
+                        "resumed",
+                        "lost",
+                        "resets",
+                        "unexpected",
+                        "duplicates",
+                        "out_of_order",
+                        "passed",
+                    ],
+                );
+                let mut problems = Vec::new();
+                if got != want {
+                    problems.push(format!("verdict {got} ≠ {want}"));
+                }
+                if run.code != Some(code) {
+                    problems.push(format!("exit {:?} ≠ {code}", run.code));
+                }
+                let resumes = server.resumes();
+                if resumes != vec![("header".to_string(), "e1".to_string()); 4] {
+                    problems.push(format!("the server saw resumes {resumes:?}"));
+                }
+                if !problems.is_empty() {
+                    problems.push(format!("stderr: {}", run.stderr));
+                }
+                (name, problems)
+            })
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for h in handles {
+        match h.join() {
+            Ok((_, p)) if p.is_empty() => {}
+            Ok((name, p)) => failures.push(format!("{name}: {}", p.join("; "))),
+            Err(_) => failures.push("a row panicked".into()),
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
 #[test]
 fn idle_and_churn_report_opens_and_generator_cpu() {
     let server = Server::start(script(Order::Live(Resume::Honest)));

@@ -35,7 +35,9 @@ fn instance(driver: Driver, redis: &RedisServer, extra: &[&str]) -> Server {
     args.extend_from_slice(extra);
     let server = Server::start_with_driver(driver, &args);
     assert!(
-        wait_until(Duration::from_secs(10), || get(server.addr(), "/healthz").status == 200),
+        wait_until(Duration::from_secs(10), || get(server.addr(), "/healthz")
+            .status
+            == 200),
         "instance not ready: {}",
         server.stderr()
     );
@@ -46,9 +48,15 @@ fn instance(driver: Driver, redis: &RedisServer, extra: &[&str]) -> Server {
 fn publish_retrying(addr: SocketAddr, channel: &str, data: serde_json::Value) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let resp = request(addr, &publish_request(&event_json(channel, None, &data), false));
+        let resp = request(
+            addr,
+            &publish_request(&event_json(channel, None, &data), false),
+        );
         if resp.status == 200 {
-            return resp.json()["eventId"].as_str().unwrap_or_default().to_string();
+            return resp.json()["eventId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
         }
         assert!(
             resp.status == 503 && Instant::now() < deadline,
@@ -61,7 +69,10 @@ fn publish_retrying(addr: SocketAddr, channel: &str, data: serde_json::Value) ->
 }
 
 fn ids(blocks: &[Block]) -> Vec<String> {
-    blocks.iter().filter_map(|b| b.id().map(str::to_string)).collect()
+    blocks
+        .iter()
+        .filter_map(|b| b.id().map(str::to_string))
+        .collect()
 }
 
 /// Publishes through either instance reach subscribers of both with the same ids and the same
@@ -80,7 +91,10 @@ fn both_instances_deliver_identical_streams(driver: Driver) {
         // Paced to the readers: one event in flight at a time.
         let got_a = on_a.expect_event("event on A");
         let got_b = on_b.expect_event("event on B");
-        assert_eq!(got_a.raw, got_b.raw, "event {n}: different bytes on A and B");
+        assert_eq!(
+            got_a.raw, got_b.raw,
+            "event {n}: different bytes on A and B"
+        );
         assert_eq!(got_a.id(), Some(acked[n].as_str()), "event {n}");
         assert_eq!(got_a.json()["n"], json!(n));
     }
@@ -113,7 +127,11 @@ fn resume_on_another_instance(driver: Driver) {
         &[("Last-Event-ID", &seen[2])],
     );
     by_header.handshake();
-    assert_eq!(ids(&by_header.events(6)), sent[3..], "resume by header on B");
+    assert_eq!(
+        ids(&by_header.events(6)),
+        sent[3..],
+        "resume by header on B"
+    );
     // By query, on B, from the same point.
     let target = format!("/events/stream?channels=q,p&lastEventId={}", seen[2]);
     let mut by_query = subscribe_ready(b.addr(), &target);
@@ -126,7 +144,12 @@ fn resume_on_another_instance(driver: Driver) {
         s.handshake();
         let next = publish(a.addr(), &event_json("p", None, &json!({ "after": n })));
         let ev = s.expect_event("the event after the fresh id");
-        assert_ne!(ev.event(), Some("reset"), "got {:?} instead of the next event", ev.raw);
+        assert_ne!(
+            ev.event(),
+            Some("reset"),
+            "got {:?} instead of the next event",
+            ev.raw
+        );
         assert_eq!(ev.id(), Some(next.as_str()));
     }
     assert_eq!(b.metrics().get("pushcore_resets_total"), 0);
@@ -214,7 +237,12 @@ fn rolling_restart_under_load(driver: Driver) {
     ));
     let stop = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let client = follow(Arc::clone(&live), "roll", Arc::clone(&stop), Arc::clone(&seen));
+    let client = follow(
+        Arc::clone(&live),
+        "roll",
+        Arc::clone(&stop),
+        Arc::clone(&seen),
+    );
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
     let publishing = Arc::new(AtomicBool::new(true));
     let publisher = {
@@ -225,7 +253,12 @@ fn rolling_restart_under_load(driver: Driver) {
             let mut n = 0u64;
             while publishing.load(Ordering::Acquire) {
                 let addrs = live.lock().map(|l| l.clone()).unwrap_or_default();
-                for addr in addrs.iter().cycle().skip(n as usize % addrs.len().max(1)).take(addrs.len()) {
+                for addr in addrs
+                    .iter()
+                    .cycle()
+                    .skip(n as usize % addrs.len().max(1))
+                    .take(addrs.len())
+                {
                     let body = event_json("roll", None, &json!({ "n": n }));
                     let Ok(mut tcp) = std::net::TcpStream::connect_timeout(addr, IO_TIMEOUT) else {
                         continue;
@@ -235,7 +268,10 @@ fn rolling_restart_under_load(driver: Driver) {
                     let mut conn = Conn::from_stream(tcp);
                     if let Ok(resp) = conn.try_read_response(IO_TIMEOUT) {
                         if resp.status == 200 {
-                            let id = resp.json()["eventId"].as_str().unwrap_or_default().to_string();
+                            let id = resp.json()["eventId"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_string();
                             if let Ok(mut a) = acked.lock() {
                                 a.push(id);
                             }
@@ -251,7 +287,10 @@ fn rolling_restart_under_load(driver: Driver) {
     let wait_events = |more: usize| {
         let start = acked.lock().map(|a| a.len()).unwrap_or(0);
         assert!(
-            wait_until(Duration::from_secs(10), || acked.lock().map(|a| a.len()).unwrap_or(0)
+            wait_until(Duration::from_secs(10), || acked
+                .lock()
+                .map(|a| a.len())
+                .unwrap_or(0)
                 >= start + more),
             "publishing stalled"
         );
@@ -262,7 +301,10 @@ fn rolling_restart_under_load(driver: Driver) {
         live.lock().expect("live").retain(|a| *a != old.addr());
         let mut old = old;
         old.stop();
-        assert!(old.wait_exit(Duration::from_secs(15)).is_some(), "instance {i} did not drain");
+        assert!(
+            old.wait_exit(Duration::from_secs(15)).is_some(),
+            "instance {i} did not drain"
+        );
         wait_events(20);
         let fresh = instance(driver, &redis, &[]);
         live.lock().expect("live").push(fresh.addr());
@@ -278,12 +320,18 @@ fn rolling_restart_under_load(driver: Driver) {
     let _ = publisher.join();
     let acked = acked.lock().expect("acked").clone();
     let complete = wait_until(Duration::from_secs(10), || {
-        seen.lock().map(|s| s.ids.len() >= acked.len()).unwrap_or(false)
+        seen.lock()
+            .map(|s| s.ids.len() >= acked.len())
+            .unwrap_or(false)
     });
     stop.store(true, Ordering::Release);
     let _ = client.join();
     let seen = seen.lock().expect("seen");
-    assert!(seen.resets.is_empty(), "resets during a rolling restart: {:?}", seen.resets);
+    assert!(
+        seen.resets.is_empty(),
+        "resets during a rolling restart: {:?}",
+        seen.resets
+    );
     let missing: Vec<(usize, &String)> = acked
         .iter()
         .enumerate()
@@ -297,7 +345,11 @@ fn rolling_restart_under_load(driver: Driver) {
         seen.connects
     );
     assert_eq!(seen.ids, acked, "lost, duplicated or reordered events");
-    assert!(seen.connects >= 3, "the client was never moved ({} connects)", seen.connects);
+    assert!(
+        seen.connects >= 3,
+        "the client was never moved ({} connects)",
+        seen.connects
+    );
 }
 both_drivers!(rolling_restart_under_load);
 
@@ -314,20 +366,35 @@ fn redis_outage_with_aof_loses_nothing(driver: Driver) {
         .collect();
     assert_eq!(ids(&sub.events(5)), acked);
     redis.stop();
-    let resp = request(a.addr(), &publish_request(&event_json("o", None, &json!("down")), false));
-    assert_eq!(resp.status, 503, "a publish while Redis is down: {}", resp.text());
+    let resp = request(
+        a.addr(),
+        &publish_request(&event_json("o", None, &json!("down")), false),
+    );
+    assert_eq!(
+        resp.status,
+        503,
+        "a publish while Redis is down: {}",
+        resp.text()
+    );
     assert!(resp.header("retry-after").is_some());
     // The stream stays open: a heartbeat arrives while Redis is away.
-    let beat = sub.next_block(Duration::from_secs(5)).expect("a heartbeat during the outage");
+    let beat = sub
+        .next_block(Duration::from_secs(5))
+        .expect("a heartbeat during the outage");
     assert!(beat.is_comment(), "{:?}", beat.raw);
     redis.start_again();
     for n in 5..10 {
         acked.push(publish_retrying(a.addr(), "o", json!(n)));
     }
-    let rest: Vec<Block> = (0..5).map(|_| sub.expect_event("after the outage")).collect();
+    let rest: Vec<Block> = (0..5)
+        .map(|_| sub.expect_event("after the outage"))
+        .collect();
     assert_eq!(ids(&rest), acked[5..]);
     assert_increasing(&acked);
-    assert_eq!(a.metrics().get("pushcore_resets_total") + b.metrics().get("pushcore_resets_total"), 0);
+    assert_eq!(
+        a.metrics().get("pushcore_resets_total") + b.metrics().get("pushcore_resets_total"),
+        0
+    );
 }
 both_drivers!(redis_outage_with_aof_loses_nothing);
 
@@ -356,7 +423,10 @@ fn redis_restarted_empty_resets(driver: Driver) {
     assert_eq!(next.id(), Some(after.as_str()));
     let target = format!("/events/stream?channels=e&lastEventId={}", before[1]);
     let mut old = subscribe_ready(a.addr(), &target);
-    assert_eq!(old.expect_event("reset for an id of the lost log").event(), Some("reset"));
+    assert_eq!(
+        old.expect_event("reset for an id of the lost log").event(),
+        Some("reset")
+    );
 }
 both_drivers!(redis_restarted_empty_resets);
 
@@ -377,7 +447,11 @@ fn resume_from_the_log_then_trimmed(driver: Driver) {
         .collect();
     let target = format!("/events/stream?channels=t&lastEventId={}", sent[1]);
     let mut s = subscribe_ready(a.addr(), &target);
-    assert_eq!(ids(&s.events(10)), sent[2..], "served from the log and history, in order");
+    assert_eq!(
+        ids(&s.events(10)),
+        sent[2..],
+        "served from the log and history, in order"
+    );
     assert!(a.metrics().get("pushcore_log_replays_total") >= 1);
     assert_eq!(a.metrics().get("pushcore_resets_total"), 0);
     redis.cli(&["XTRIM", STREAM, "MAXLEN", "4"]);
@@ -395,7 +469,10 @@ fn stalled_redis_gets_503(driver: Driver) {
     publish(a.addr(), &event_json("s", None, &json!("warm")));
     let mut sleeper = redis.sleep(3.0);
     std::thread::sleep(Duration::from_millis(100));
-    let resp = request(a.addr(), &publish_request(&event_json("s", None, &json!("stalled")), false));
+    let resp = request(
+        a.addr(),
+        &publish_request(&event_json("s", None, &json!("stalled")), false),
+    );
     assert_eq!(resp.status, 503, "{}", resp.text());
     let _ = sleeper.wait();
     publish_retrying(a.addr(), "s", json!("after"));

@@ -1,22 +1,33 @@
 #!/usr/bin/env bash
-# Side by side: pushcore and nchan (nginx), each with one worker pinned to CPU 0, driven by
-# `pushcore bench` pinned to CPU 1, the same scenarios interleaved. Prints one table and writes
-# it to benches/compare/results.md (not committed: copy a run into BENCHMARKS.md). Installs nginx + libnginx-mod-nchan if missing. Stops only
-# what it started, by PID.
+# Side by side in one run: pushcore, nchan (nginx) and the floor (benches/floor: a minimal
+# io_uring fan-out with no parser and no history), each with one worker pinned to CPU 0, driven
+# by `pushcore bench` pinned to CPU 1, the same scenarios interleaved. Every bench charges the
+# server with its process CPU and with all busy time of CPU 0 (--server-cpus: whole-core).
+# Prints one table, writes it to benches/compare/results.md and the rate curve to
+# benches/compare/rate-curve.svg (not committed: copy a run into BENCHMARKS.md). Installs
+# nginx + libnginx-mod-nchan and liburing-dev if missing. Stops only what it started, by PID.
 #
-#   bash benches/compare/run.sh            # full suite (a few minutes)
+#   bash benches/compare/run.sh            # full suite (~10 minutes)
 #   QUICK=1 bash benches/compare/run.sh    # smaller counts
+#   SMOKE=1 bash benches/compare/run.sh    # tiny counts: proves the script works end to end
+#   OUT=DIR ...                            # keep every JSON line and log in DIR
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 work="$(mktemp -d /tmp/pushcore-compare.XXXXXX)"
 PUSHCORE_PORT=${PUSHCORE_PORT:-18180}
 NCHAN_PORT=${NCHAN_PORT:-18181}
-if [ "${QUICK:-0}" = 1 ]; then
-  IDLE=3000; FAN_N=2000; FAN_M=50; FAN_R=20; LAT_N=500; LAT_M=100; LAT_R=100; CHURN_S=3
+FLOOR_PORT=${FLOOR_PORT:-18182}
+# The rate curve: 1,000 subscribers at each rate for about CURVE_SECS seconds.
+RATES="20 100 500 2000"
+if [ "${SMOKE:-0}" = 1 ]; then
+  IDLE=500; FAN_N=300; FAN_M=20; FAN_R=20; CURVE_N=100; CURVE_SECS=1; STORM_N=300; STORM_J=10; CHURN_S=1
+elif [ "${QUICK:-0}" = 1 ]; then
+  IDLE=3000; FAN_N=2000; FAN_M=50; FAN_R=20; CURVE_N=500; CURVE_SECS=2; STORM_N=3000; STORM_J=10; CHURN_S=3
 else
-  IDLE=15000; FAN_N=9000; FAN_M=100; FAN_R=20; LAT_N=1000; LAT_M=200; LAT_R=100; CHURN_S=5
+  IDLE=15000; FAN_N=9000; FAN_M=100; FAN_R=20; CURVE_N=1000; CURVE_SECS=4; STORM_N=15000; STORM_J=10; CHURN_S=5
 fi
+STORM_SPREAD_MS=${STORM_SPREAD_MS:-2000}
 
 if [ ! -f /usr/lib/nginx/modules/ngx_nchan_module.so ]; then
   echo "installing nginx and libnginx-mod-nchan"
@@ -32,13 +43,16 @@ if [ ! -f /usr/lib/nginx/modules/ngx_nchan_module.so ]; then
 fi
 cargo build --release --manifest-path "$root/Cargo.toml" >/dev/null 2>&1
 bin="$root/target/release/pushcore"
+floor_bin="$(bash "$root/benches/floor/build.sh")"
 cores=$(nproc)
 SERVER_CPU=0; BENCH_CPU=$(( cores > 1 ? 1 : 0 ))
+[ "$SERVER_CPU" = "$BENCH_CPU" ] && echo "warning: one CPU only: whole-core figures include the generator" >&2
 
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ -n "${OUT:-}" ]; then mkdir -p "$OUT" && cp -r "$work"/. "$OUT"/; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -62,80 +76,59 @@ start_nchan() {
   done
   echo "nginx did not start"; cat "$work/nginx/nginx-error.log"; exit 1
 }
+start_floor() {
+  taskset -c $SERVER_CPU "$floor_bin" $FLOOR_PORT > "$work/floor.log" 2>&1 &
+  FLOOR_PID=$!; pids+=("$FLOOR_PID")
+  for _ in $(seq 100); do grep -q listening "$work/floor.log" && return; sleep 0.05; done
+  echo "floor did not start"; cat "$work/floor.log"; exit 1
+}
 
-# bench <server> <scenario> [flags...]: one JSON line to $work/<server>-<scenario>.json
+# bench <server> <name> <scenario> [flags...]: one JSON line to $work/<server>-<name>.json
 bench() {
-  local server=$1 scenario=$2; shift 2
+  local server=$1 name=$2 scenario=$3; shift 3
   local sub pub body pid
-  if [ "$server" = pushcore ]; then
-    sub="http://127.0.0.1:$PUSHCORE_PORT/events/stream?channels={channel}"
-    pub="http://127.0.0.1:$PUSHCORE_PORT/events/publish"
-    body='{"channel":"{channel}","eventType":"bench","data":{payload}}'
-    pid=$PUSHCORE_PID
-  else
-    sub="http://127.0.0.1:$NCHAN_PORT/sub/{channel}"
-    pub="http://127.0.0.1:$NCHAN_PORT/pub/{channel}"
-    body='{payload}'
-    pid=$NCHAN_PID
-  fi
-  echo "== $server $scenario $*" >&2
+  case $server in
+    pushcore)
+      sub="http://127.0.0.1:$PUSHCORE_PORT/events/stream?channels={channel}"
+      pub="http://127.0.0.1:$PUSHCORE_PORT/events/publish"
+      body='{"channel":"{channel}","eventType":"bench","data":{payload}}'
+      pid=$PUSHCORE_PID ;;
+    nchan)
+      sub="http://127.0.0.1:$NCHAN_PORT/sub/{channel}"
+      pub="http://127.0.0.1:$NCHAN_PORT/pub/{channel}"
+      body='{payload}'
+      pid=$NCHAN_PID ;;
+    floor)
+      sub="http://127.0.0.1:$FLOOR_PORT/sub/{channel}"
+      pub="http://127.0.0.1:$FLOOR_PORT/pub/{channel}"
+      body='{payload}'
+      pid=$FLOOR_PID ;;
+  esac
+  echo "== $server $name: $scenario $*" >&2
   "$bin" bench "$scenario" --sub-url "$sub" --pub-url "$pub" --pub-body "$body" --pid "$pid" \
-    --cpu $BENCH_CPU --timeout 120 "$@" 2> "$work/$server-$scenario.err" | tee "$work/$server-$scenario.out" >&2 || true
-  tail -n 1 "$work/$server-$scenario.out" > "$work/$server-$scenario.json"
+    --server-cpus $SERVER_CPU --cpu $BENCH_CPU --timeout 180 --quiet "$@" \
+    2> "$work/$server-$name.err" | tee "$work/$server-$name.out" >&2 || true
+  tail -n 1 "$work/$server-$name.out" > "$work/$server-$name.json"
+  grep -h "warning\|note" "$work/$server-$name.err" >&2 || true
 }
 
 start_pushcore
 start_nchan
-for server in pushcore nchan; do bench $server idle --conns $IDLE --hold 1 --channel idle; done
-for server in nchan pushcore; do bench $server fanout --conns $FAN_N --events $FAN_M --rate $FAN_R --channel fan; done
-for server in pushcore nchan; do bench $server fanout --conns $LAT_N --events $LAT_M --rate $LAT_R --channel lat; done
-mv "$work/pushcore-fanout.json" "$work/pushcore-latency.json"; mv "$work/nchan-fanout.json" "$work/nchan-latency.json"
-for server in nchan pushcore; do bench $server fanout --conns $FAN_N --events $FAN_M --rate $FAN_R --channel fan2; done
-for server in pushcore nchan; do bench $server replay --events 10 --channel rep --resume-with header; done
-for server in nchan pushcore; do bench $server churn --concurrency 50 --duration $CHURN_S --channel churn; done
+start_floor
+for server in pushcore nchan floor; do bench $server idle idle --conns $IDLE --hold 1 --channel idle; done
+for server in nchan floor pushcore; do bench $server fanout fanout --conns $FAN_N --events $FAN_M --rate $FAN_R --channel fan; done
+for rate in $RATES; do
+  events=$(( rate * CURVE_SECS )); [ $events -lt 20 ] && events=20
+  for server in pushcore nchan floor; do
+    bench $server "rate$rate" fanout --conns $CURVE_N --events $events --rate $rate --channel "rate$rate"
+  done
+done
+for server in floor nchan pushcore; do bench $server fanout2 fanout --conns $FAN_N --events $FAN_M --rate $FAN_R --channel fan2; done
+for server in pushcore nchan; do bench $server replay replay --events 10 --channel rep --resume-with header; done
+for server in nchan pushcore; do
+  bench $server storm storm --conns $STORM_N --before 3 --events $STORM_J --rate 50 --channel storm
+  bench $server storm-spread storm --conns $STORM_N --before 3 --events $STORM_J --rate 50 --spread-ms $STORM_SPREAD_MS --channel storm2
+done
+for server in nchan floor pushcore; do bench $server churn churn --concurrency 50 --duration $CHURN_S --channel churn; done
 
-python3 - "$work" "$root/benches/compare/results.md" <<'PY'
-import json, sys, os, platform, datetime
-work, out = sys.argv[1], sys.argv[2]
-def load(server, name):
-    try:
-        with open(os.path.join(work, f"{server}-{name}.json")) as f:
-            return json.loads(f.read().strip() or "{}")
-    except (OSError, ValueError):
-        return {}
-def fmt(v, spec):
-    return "—" if v is None else format(v, spec)
-rows = [
-    ("idle: server bytes per connection", "idle", lambda d: d.get("server_bytes_per_conn"), ",.0f"),
-    ("idle: connects per second", "idle", lambda d: d.get("connects_per_sec"), ",.0f"),
-    ("fanout: deliveries per second", "fanout", lambda d: d.get("deliveries_per_sec"), ",.0f"),
-    ("fanout: server CPU µs per delivery", "fanout", lambda d: d.get("server_cpu_us_per_delivery"), ".2f"),
-    ("fanout: lost / duplicated / reordered", "fanout", lambda d: None if not d else f'{d.get("lost")} / {d.get("duplicates")} / {d.get("out_of_order")}', "s"),
-    ("fanout: latency p50 ms", "fanout", lambda d: (d.get("latency_us") or {}).get("p50", None) and d["latency_us"]["p50"] / 1000, ".1f"),
-    ("fanout: latency p99 ms", "fanout", lambda d: (d.get("latency_us") or {}).get("p99", None) and d["latency_us"]["p99"] / 1000, ".1f"),
-    ("latency run: p50 ms", "latency", lambda d: (d.get("latency_us") or {}).get("p50", None) and d["latency_us"]["p50"] / 1000, ".2f"),
-    ("latency run: p90 ms", "latency", lambda d: (d.get("latency_us") or {}).get("p90", None) and d["latency_us"]["p90"] / 1000, ".2f"),
-    ("latency run: p99 ms", "latency", lambda d: (d.get("latency_us") or {}).get("p99", None) and d["latency_us"]["p99"] / 1000, ".2f"),
-    ("latency run: p99.9 ms", "latency", lambda d: (d.get("latency_us") or {}).get("p99_9", None) and d["latency_us"]["p99_9"] / 1000, ".2f"),
-    ("latency run: max ms", "latency", lambda d: (d.get("latency_us") or {}).get("max", None) and d["latency_us"]["max"] / 1000, ".2f"),
-    ("latency run: server CPU µs per delivery", "latency", lambda d: d.get("server_cpu_us_per_delivery"), ".2f"),
-    ("replay (Last-Event-ID)", "replay", lambda d: None if not d else ("pass" if d.get("passed") else "FAIL"), "s"),
-    ("churn: opens per second", "churn", lambda d: d.get("opens_per_sec"), ",.0f"),
-    ("churn: server CPU µs per open", "churn", lambda d: d.get("server_cpu_us_per_open"), ".1f"),
-]
-lines = ["| measure | pushcore | nchan |", "|---|---:|---:|"]
-for label, name, get, spec in rows:
-    vals = []
-    for server in ("pushcore", "nchan"):
-        try:
-            v = get(load(server, name))
-        except (TypeError, KeyError):
-            v = None
-        vals.append(fmt(v, spec))
-    lines.append(f"| {label} | {vals[0]} | {vals[1]} |")
-table = "\n".join(lines)
-header = f"Run {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} cores, kernel {platform.release()})"
-print(header); print(table)
-with open(out, "w") as f:
-    f.write(header + "\n\n" + table + "\n")
-PY
+python3 "$here/report.py" "$work" "$root/benches/compare/results.md" "$root/benches/compare/rate-curve.svg" "$RATES"

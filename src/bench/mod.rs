@@ -8,11 +8,13 @@
 //! ([`meter`]), a human summary, one final JSON line on stdout, and `--report` ([`report`]).
 
 pub mod client;
+pub mod cores;
 pub mod meter;
 pub mod procs;
 pub mod report;
 pub mod sse;
 pub mod stats;
+pub mod storm;
 pub mod subscribers;
 pub mod target;
 
@@ -26,10 +28,11 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use client::{connect, open_stream, source_addr, subscribe_request, Publisher};
+use cores::{KernelMemory, ServerMeter};
 use meter::Meter;
 use procs::{Children, Slice};
 use report::{Figure, Series};
-use stats::{json_u64, sample_process, ProcSample, Timeline};
+use stats::{json_u64, Latencies, Timeline};
 use subscribers::{Plan, Progress, Subscribers};
 use target::{fill, now_micros, parse_url, payload, HttpUrl};
 
@@ -50,6 +53,9 @@ pub enum Scenario {
     Replay(Common),
     /// Subscribe/close loops with up to C at once: opens per second, server CPU per handshake.
     Churn(Common),
+    /// N subscribers receive K events, all disconnect, J are published, all reconnect with
+    /// Last-Event-ID: time until all are resumed, time to first replayed event, CPU per resume.
+    Storm(Common),
 }
 
 impl Scenario {
@@ -59,6 +65,7 @@ impl Scenario {
             Scenario::Fanout(c) => (c, "fanout"),
             Scenario::Replay(c) => (c, "replay"),
             Scenario::Churn(c) => (c, "churn"),
+            Scenario::Storm(c) => (c, "storm"),
         }
     }
 }
@@ -66,10 +73,10 @@ impl Scenario {
 /// Flags shared by every scenario.
 #[derive(Args, Clone, Debug)]
 pub struct Common {
-    /// Subscribers (idle, fanout).
+    /// Subscribers (idle, fanout, storm).
     #[arg(long, default_value_t = 100)]
     pub conns: usize,
-    /// Events to publish (fanout; replay: J, the events missed while away).
+    /// Events to publish (fanout; replay, storm: J, the events missed while away).
     #[arg(long, default_value_t = 100)]
     pub events: u64,
     /// Publish rate, events per second.
@@ -78,9 +85,14 @@ pub struct Common {
     /// Size of each event's JSON payload in bytes.
     #[arg(long = "payload-bytes", default_value_t = 64)]
     pub payload_bytes: usize,
-    /// PID of the server, to report its CPU time and memory.
+    /// PID of the server, to report its CPU time and memory (and, without --server-cpus, the
+    /// CPUs it may run on, from its threads' affinity).
     #[arg(long)]
     pub pid: Option<u32>,
+    /// The server's CPUs (e.g. 0 or 0-1): charge it with all their busy time from /proc/stat
+    /// (user, nice, system, irq, softirq, steal), kernel work on its behalf included.
+    #[arg(long = "server-cpus", value_name = "LIST")]
+    pub server_cpus: Option<String>,
     /// Hard limit on the whole run, in seconds: a run always ends.
     #[arg(long = "timeout", default_value_t = 120)]
     pub timeout_secs: u64,
@@ -136,9 +148,13 @@ pub struct Common {
     /// Idle: seconds to hold the connections after they are all open.
     #[arg(long = "hold", default_value_t = 2)]
     pub hold_secs: u64,
-    /// Replay: K, the events received before disconnecting.
+    /// Replay, storm: K, the events received before disconnecting.
     #[arg(long = "before", default_value_t = 5)]
     pub before: u64,
+    /// Storm: reconnect at a uniformly random moment within this many milliseconds (a client
+    /// honouring a jittered `retry:`); 0 = all at once.
+    #[arg(long = "spread-ms", default_value_t = 0)]
+    pub spread_ms: u64,
     /// Replay: how the resume id is sent: header, lastEventId, last_event_id or lastEventID.
     #[arg(long = "resume-with", default_value = "header")]
     pub resume_with: String,
@@ -193,6 +209,7 @@ pub fn run(args: BenchArgs) -> i32 {
             Scenario::Fanout(c) => fanout(c),
             Scenario::Replay(c) => replay(c),
             Scenario::Churn(c) => churn(c),
+            Scenario::Storm(c) => storm::storm(c),
         }?;
         Ok((outcome, format))
     });
@@ -233,6 +250,7 @@ fn check(c: &Common, name: &str) -> Result<Option<report::Format>, String> {
     let limit = crate::sys::raise_nofile_limit().unwrap_or(1024);
     let sockets = match name {
         "idle" | "fanout" => c.conns.div_ceil(c.procs) as u64,
+        "storm" => c.conns as u64,
         "churn" => c.concurrency as u64,
         _ => 2,
     };
@@ -293,8 +311,37 @@ fn wait_until(deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
-fn sample(pid: Option<u32>) -> Option<ProcSample> {
-    pid.and_then(sample_process)
+/// CPUs the generator may run on: `--cpu` onwards for its threads (and children), else
+/// wherever this process may run.
+fn generator_cpus(c: &Common) -> std::collections::BTreeSet<usize> {
+    match c.cpu {
+        Some(cpu) => (cpu..cpu + (c.threads.max(1) * c.procs.max(1))).collect(),
+        None => cores::process_cpus(std::process::id()).unwrap_or_default(),
+    }
+}
+
+/// How this run measures the server; warns (stderr) when whole-core figures would be suspect.
+fn server_meter(c: &Common) -> Result<ServerMeter, String> {
+    let meter = ServerMeter::new(c.pid, c.server_cpus.as_deref(), &generator_cpus(c))?;
+    if let Some(note) = &meter.note {
+        eprintln!("pushcore bench: note: {note}");
+    }
+    Ok(meter)
+}
+
+/// Adds the server's CPUs (and any caveat) to the JSON summary.
+fn describe_meter(meter: &ServerMeter, summary: &mut serde_json::Value) {
+    summary["server_cpus"] = json!(meter.cpu_list());
+    summary["server_cpus_background_share"] = json!(meter.background_share);
+    if let Some(note) = &meter.note {
+        summary["server_cpus_note"] = json!(note);
+    }
+}
+
+/// Percentiles of a latency set in µs, as JSON.
+fn percentiles(l: &mut Latencies) -> serde_json::Value {
+    let mut pct = |p| l.percentile(p).unwrap_or(0);
+    json!({ "p50": pct(50.0), "p90": pct(90.0), "p99": pct(99.0), "p99_9": pct(99.9), "max": pct(100.0) })
 }
 
 /// The generator's own CPU use over a phase, as a share of what its threads could use.
@@ -321,8 +368,14 @@ impl OwnCpu {
     }
 }
 
+/// Below this share of `--rate` the publisher did not keep its schedule: fanout says so.
+pub const MIN_ACHIEVED_RATE_SHARE: f64 = 0.95;
+
+/// Above this share of its CPU the generator may be what limits a run: it says so.
+pub const GENERATOR_SATURATED_SHARE: f64 = 0.85;
+
 fn warn_if_saturated(share: f64) {
-    if share > 0.9 {
+    if share > GENERATOR_SATURATED_SHARE {
         eprintln!(
             "pushcore bench: warning: the generator used {:.0}% of its CPU: it may have been the bottleneck; add --threads or --procs",
             share * 100.0
@@ -339,7 +392,9 @@ fn idle(c: &Common) -> Result<Outcome, String> {
     let url = sub_url(c)?;
     let deadline = Instant::now() + Duration::from_secs(c.timeout_secs);
     let meter = Meter::new(c.quiet);
-    let before = sample(c.pid);
+    let server = server_meter(c)?;
+    let before = server.sample();
+    let kernel_before = KernelMemory::sample();
     let progress = Arc::new(Progress::default());
     let t0 = Instant::now();
     let t0_micros = now_micros();
@@ -358,7 +413,8 @@ fn idle(c: &Common) -> Result<Outcome, String> {
     let connect_secs = t0.elapsed().as_secs_f64();
     let opened = progress.get(&progress.opened);
     std::thread::sleep(Duration::from_millis(500));
-    let after = sample(c.pid);
+    let after = server.sample();
+    let kernel_after = KernelMemory::sample();
     let hold_until = (Instant::now() + Duration::from_secs(c.hold_secs)).min(deadline);
     let held_from = Instant::now();
     meter.phase("holding", c.hold_secs * 10);
@@ -391,15 +447,29 @@ fn idle(c: &Common) -> Result<Outcome, String> {
         "connect_secs": connect_secs, "connects_per_sec": rate,
         "generator_cpu_share": share, "errors": received.errors,
     });
-    if let (Some(b), Some(a)) = (before, after) {
+    if let (Some(b), Some(a)) = (before.process, after.process) {
         let per_conn = a.rss_bytes.saturating_sub(b.rss_bytes) as f64 / opened.max(1) as f64;
-        let cpu_per_conn = a.cpu_micros.saturating_sub(b.cpu_micros) as f64 / opened.max(1) as f64;
-        say(&mut lines, format!("server: RSS {} → {} bytes: {per_conn:.0} bytes per connection; {cpu_per_conn:.1} µs CPU per connection", b.rss_bytes, a.rss_bytes));
+        say(
+            &mut lines,
+            format!(
+                "server: RSS {} → {} bytes: {per_conn:.0} bytes per connection",
+                b.rss_bytes, a.rss_bytes
+            ),
+        );
         summary["server_rss_before"] = json!(b.rss_bytes);
         summary["server_rss_after"] = json!(a.rss_bytes);
         summary["server_bytes_per_conn"] = json!(per_conn);
-        summary["server_cpu_us_per_conn"] = json!(cpu_per_conn);
     }
+    let cost = before.cost_until(&after);
+    if let Some(line) = cost.describe(opened, "connection", server.cpu_list().as_deref()) {
+        say(&mut lines, line);
+    }
+    cost.add_to(&mut summary, "server_cpu_us_per_conn", opened);
+    describe_meter(&server, &mut summary);
+    if let (Some(b), Some(a)) = (kernel_before, kernel_after) {
+        kernel_memory(&b, &a, opened, &mut lines, &mut summary);
+    }
+    summary["generator_saturated"] = json!(share > GENERATOR_SATURATED_SHARE);
     warn_if_saturated(share);
     let figure = Figure {
         lines,
@@ -416,6 +486,40 @@ fn idle(c: &Common) -> Result<Outcome, String> {
         passed: failed == 0 && opened == total,
         figure,
     })
+}
+
+/// Kernel slab memory per connection. Client and server sockets are both on this host, so the
+/// growth covers both ends of every connection (and whatever else the host did meanwhile).
+/// The server's share is estimated as half of the socket caches' growth (each connection has one
+/// TCP socket, inode, file and dentry on each end) plus all of `eventpoll_epi` (only the server
+/// watches its sockets with epoll; the generator reads through io_uring).
+fn kernel_memory(
+    b: &KernelMemory,
+    a: &KernelMemory,
+    opened: u64,
+    lines: &mut Vec<String>,
+    summary: &mut serde_json::Value,
+) {
+    let n = opened.max(1) as f64;
+    let slab = (a.slab_bytes as f64 - b.slab_bytes as f64) / n;
+    let unreclaim = (a.sunreclaim_bytes as f64 - b.sunreclaim_bytes as f64) / n;
+    let growth = b.cache_growth(a);
+    let epoll = growth.get("eventpoll_epi").copied().unwrap_or(0) as f64
+        + growth.get("eventpoll_pwq").copied().unwrap_or(0) as f64;
+    let sockets: f64 = growth.values().map(|&v| v as f64).sum::<f64>() - epoll;
+    let server_share = (sockets / 2.0 + epoll) / n;
+    say(
+        lines,
+        format!(
+            "kernel: slab +{slab:.0} B per connection (both ends; unreclaimable +{unreclaim:.0} B); socket caches +{:.0} B, of which the server's estimated share is {server_share:.0} B (half the socket objects + its epoll entries)",
+            (sockets + epoll) / n
+        ),
+    );
+    summary["kernel_slab_bytes_per_conn_both_ends"] = json!(slab);
+    summary["kernel_sunreclaim_bytes_per_conn_both_ends"] = json!(unreclaim);
+    summary["kernel_socket_cache_bytes_per_conn_both_ends"] = json!((sockets + epoll) / n);
+    summary["kernel_bytes_per_conn_server_estimate"] = json!(server_share);
+    summary["kernel_cache_growth_bytes"] = json!(growth);
 }
 
 fn fanout(c: &Common) -> Result<Outcome, String> {
@@ -444,8 +548,16 @@ fn fanout(c: &Common) -> Result<Outcome, String> {
             return Err(format!("publisher: {e}"));
         }
     };
+    let server = match server_meter(c) {
+        Ok(m) => m,
+        Err(e) => {
+            subscribers.stop(&progress);
+            meter.clear();
+            return Err(e);
+        }
+    };
     let own = OwnCpu::start(subscribers.cpu_micros(), c.threads * c.procs);
-    let before = sample(c.pid);
+    let before = server.sample();
     let t0 = Instant::now();
     let t0_micros = now_micros();
     let mut published = Timeline::default();
@@ -453,6 +565,11 @@ fn fanout(c: &Common) -> Result<Outcome, String> {
     let interval = Duration::from_secs_f64(1.0 / c.rate.max(0.001));
     let mut publish_errors = 0u64;
     let mut first_error = None;
+    // Publish round trips, and how late each publish left against its schedule.
+    let mut round_trips = Latencies::default();
+    let mut send_lag = Latencies::default();
+    let mut last_sent = t0;
+    let mut sent_count = 0u64;
     meter.phase("publishing", c.events);
     for seq in 0..c.events {
         if Instant::now() >= deadline {
@@ -466,13 +583,19 @@ fn fanout(c: &Common) -> Result<Outcome, String> {
             });
         }
         let sent = now_micros();
+        let due_micros = t0_micros + (interval.as_micros() as u64).saturating_mul(seq);
         let body = fill(
             &fill(&c.pub_body, "channel", &c.channel),
             "payload",
-            &payload(seq, sent, c.payload_bytes),
+            &payload(seq, sent, due_micros, c.payload_bytes),
         );
         published.record(sent);
-        match publisher.post(&body) {
+        send_lag.push(sent.saturating_sub(due_micros));
+        last_sent = Instant::now();
+        sent_count += 1;
+        let posted = publisher.post(&body);
+        round_trips.push(last_sent.elapsed().as_micros() as u64);
+        match posted {
             Ok((status, _)) if (200..300).contains(&status) => {}
             Ok((status, text)) => {
                 publish_errors += 1;
@@ -492,13 +615,20 @@ fn fanout(c: &Common) -> Result<Outcome, String> {
         });
     }
     let publish_secs = t0.elapsed().as_secs_f64();
+    // Events n-1 apart left over this span: on schedule, (n-1)/span is exactly --rate.
+    let send_span = last_sent.duration_since(t0).as_secs_f64();
+    let achieved_rate = if sent_count > 1 && send_span > 0.0 {
+        (sent_count - 1) as f64 / send_span
+    } else {
+        0.0
+    };
     let settle = (Instant::now() + Duration::from_secs(10)).min(deadline);
     meter.phase("delivering", expected);
     wait_until(settle, || {
         meter.show(progress.get(&progress.delivered), || "delivered".into());
         progress.get(&progress.finished) >= total
     });
-    let after = sample(c.pid);
+    let after = server.sample();
     let elapsed = t0.elapsed().as_secs_f64();
     let share = own.share(subscribers.cpu_micros());
     let mut received = subscribers.stop(&progress);
@@ -511,17 +641,39 @@ fn fanout(c: &Common) -> Result<Outcome, String> {
         progress.get(&progress.failed),
     );
     let t = received.totals;
-    let l = &mut received.latencies;
-    let mut pct = |p| l.percentile(p).unwrap_or(0);
-    let (p50, p90, p99, p999, max) = (pct(50.0), pct(90.0), pct(99.0), pct(99.9), pct(100.0));
+    let from_send = percentiles(&mut received.latencies);
+    let from_schedule = percentiles(&mut received.scheduled);
+    let round_trip = percentiles(&mut round_trips);
+    let lag = percentiles(&mut send_lag);
+    let ms = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(0) as f64 / 1000.0;
     let mut lines = Vec::new();
     say(&mut lines, format!(
         "fanout: {} subscribers × {} events in {publish_secs:.1}s: delivered {}/{}, lost {}, duplicated {}, out of order {}, publish errors {publish_errors}",
         c.conns, c.events, t.delivered, t.expected, t.lost, t.duplicates, t.out_of_order
     ));
+    for (what, l) in [("from schedule", &from_schedule), ("from send", &from_send)] {
+        say(
+            &mut lines,
+            format!(
+                "latency {what} ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+                ms(l, "p50"),
+                ms(l, "p90"),
+                ms(l, "p99"),
+                ms(l, "p99_9"),
+                ms(l, "max")
+            ),
+        );
+    }
     say(
         &mut lines,
-        format!("latency µs: p50 {p50}  p90 {p90}  p99 {p99}  p99.9 {p999}  max {max}"),
+        format!(
+            "publish: {achieved_rate:.1}/s achieved of {}/s; round trip ms p50 {:.2} p99 {:.2}; sent late by ms p99 {:.2} max {:.2}",
+            c.rate,
+            ms(&round_trip, "p50"),
+            ms(&round_trip, "p99"),
+            ms(&lag, "p99"),
+            ms(&lag, "max")
+        ),
     );
     let mut summary = json!({
         "conns": c.conns, "events": c.events, "rate": c.rate, "payload_bytes": c.payload_bytes,
@@ -530,22 +682,27 @@ fn fanout(c: &Common) -> Result<Outcome, String> {
         "out_of_order": t.out_of_order, "unexpected": t.unexpected, "publish_errors": publish_errors,
         "heartbeats": received.heartbeats,
         "deliveries_per_sec": t.delivered as f64 / elapsed.max(1e-9),
-        "latency_us": { "p50": p50, "p90": p90, "p99": p99, "p99_9": p999, "max": max },
-        "generator_cpu_share": share, "errors": received.errors, "first_publish_error": first_error,
+        "latency_us": from_send, "latency_from_schedule_us": from_schedule,
+        "publish_round_trip_us": round_trip, "publish_late_us": lag,
+        "achieved_rate": achieved_rate,
+        "generator_cpu_share": share, "generator_saturated": share > GENERATOR_SATURATED_SHARE, "errors": received.errors, "first_publish_error": first_error,
     });
-    if let (Some(b), Some(a)) = (before, after) {
-        let per = a.cpu_micros.saturating_sub(b.cpu_micros) as f64 / t.delivered.max(1) as f64;
-        say(
-            &mut lines,
-            format!(
-                "server: {per:.2} µs CPU per delivery; RSS {} bytes",
-                a.rss_bytes
-            ),
-        );
-        summary["server_cpu_us_per_delivery"] = json!(per);
-        summary["server_rss"] = json!(a.rss_bytes);
+    let cost = before.cost_until(&after);
+    if let Some(line) = cost.describe(t.delivered, "delivery", server.cpu_list().as_deref()) {
+        say(&mut lines, line);
     }
+    cost.add_to(&mut summary, "server_cpu_us_per_delivery", t.delivered);
+    if let Some(rss) = cost.rss_bytes {
+        summary["server_rss"] = json!(rss);
+    }
+    describe_meter(&server, &mut summary);
     warn_if_saturated(share);
+    if sent_count > 1 && achieved_rate < c.rate * MIN_ACHIEVED_RATE_SHARE {
+        eprintln!(
+            "pushcore bench: warning: the publisher achieved {achieved_rate:.1}/s of {}/s: the server answered slowly or the generator's core is saturated (latency from schedule includes that delay)",
+            c.rate
+        );
+    }
     let passed = t.lost == 0
         && t.duplicates == 0
         && t.out_of_order == 0
@@ -659,6 +816,8 @@ fn replay(c: &Common) -> Result<Outcome, String> {
             ))
         }
     };
+    let server = server_meter(c)?;
+    let before = server.sample();
     let own = OwnCpu::start(crate::sys::process_cpu_micros(), 1);
     let deadline = Instant::now() + Duration::from_secs(c.timeout_secs);
     let mut publisher = Publisher::connect(&publish_url, &c.pub_content_type)
@@ -668,7 +827,7 @@ fn replay(c: &Common) -> Result<Outcome, String> {
             let body = fill(
                 &fill(&c.pub_body, "channel", &c.channel),
                 "payload",
-                &payload(seq, now_micros(), c.payload_bytes),
+                &payload(seq, now_micros(), now_micros(), c.payload_bytes),
             );
             match publisher.post(&body) {
                 Ok((s, _)) if (200..300).contains(&s) => {}
@@ -722,6 +881,7 @@ fn replay(c: &Common) -> Result<Outcome, String> {
     let reset = events.iter().any(|e| e.event == "reset");
     let passed = seqs == expected && !reset && error.is_none();
     let share = own.share(crate::sys::process_cpu_micros());
+    let cost = before.cost_until(&server.sample());
     let mut lines = Vec::new();
     say(
         &mut lines,
@@ -734,11 +894,21 @@ fn replay(c: &Common) -> Result<Outcome, String> {
             if passed { "PASS" } else { "FAIL" }
         ),
     );
+    if let Some(line) = cost.describe(
+        1,
+        "run (both subscriptions, K + J publishes)",
+        server.cpu_list().as_deref(),
+    ) {
+        say(&mut lines, line);
+    }
+    let mut summary = json!({
+        "before": k, "missed": j, "resume_with": c.resume_with, "resumed_from": last_id,
+        "received": &seqs, "reset": reset, "error": error, "generator_cpu_share": share,
+    });
+    cost.add_to(&mut summary, "server_cpu_us_per_run", 1);
+    describe_meter(&server, &mut summary);
     Ok(Outcome {
-        summary: json!({
-            "before": k, "missed": j, "resume_with": c.resume_with, "resumed_from": last_id,
-            "received": &seqs, "reset": reset, "error": error, "generator_cpu_share": share,
-        }),
+        summary,
         passed,
         figure: Figure {
             lines,
@@ -756,7 +926,8 @@ fn churn(c: &Common) -> Result<Outcome, String> {
     let url = sub_url(c)?;
     let run_for = Duration::from_secs(c.duration_secs.min(c.timeout_secs));
     let meter = Meter::new(c.quiet);
-    let before = sample(c.pid);
+    let server = server_meter(c)?;
+    let before = server.sample();
     let opens = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let threads = c.threads.max(1);
@@ -803,7 +974,7 @@ fn churn(c: &Common) -> Result<Outcome, String> {
     meter.clear();
     let secs = t0.elapsed().as_secs_f64();
     let share = own.share(crate::sys::process_cpu_micros());
-    let after = sample(c.pid);
+    let after = server.sample();
     let (opens, errors) = (
         opens.load(Ordering::Relaxed),
         errors.load(Ordering::Relaxed),
@@ -819,15 +990,18 @@ fn churn(c: &Common) -> Result<Outcome, String> {
     let mut summary = json!({
         "opens": opens, "errors": errors, "secs": secs, "opens_per_sec": opens as f64 / secs.max(1e-9),
         "concurrency": c.concurrency, "generator_cpu_share": share,
+        "generator_saturated": share > GENERATOR_SATURATED_SHARE,
     });
-    if let (Some(b), Some(a)) = (before, after) {
-        let per = a.cpu_micros.saturating_sub(b.cpu_micros) as f64 / opens.max(1) as f64;
-        say(
-            &mut lines,
-            format!("server: {per:.1} µs CPU per subscribe handshake (connect to close)"),
-        );
-        summary["server_cpu_us_per_open"] = json!(per);
+    let cost = before.cost_until(&after);
+    if let Some(line) = cost.describe(
+        opens,
+        "open (connect to close)",
+        server.cpu_list().as_deref(),
+    ) {
+        say(&mut lines, line);
     }
+    cost.add_to(&mut summary, "server_cpu_us_per_open", opens);
+    describe_meter(&server, &mut summary);
     warn_if_saturated(share);
     Ok(Outcome {
         summary,

@@ -57,6 +57,9 @@ struct WireReceived {
     totals: Totals,
     /// [`Latencies::to_runs`].
     latency_runs: Vec<u64>,
+    /// [`Latencies::to_runs`] of the latencies from schedule.
+    #[serde(default)]
+    scheduled_runs: Vec<u64>,
     deliveries: Timeline,
     opens: Timeline,
     heartbeats: u64,
@@ -104,6 +107,7 @@ pub fn run_slice(plan: &Plan, slice: Slice, conns: usize, timeout: Duration) -> 
     let wire = WireReceived {
         totals: received.totals,
         latency_runs: received.latencies.to_runs(),
+        scheduled_runs: received.scheduled.to_runs(),
         deliveries: received.deliveries,
         opens: received.opens,
         heartbeats: received.heartbeats,
@@ -234,6 +238,7 @@ fn listen(
                     return Received {
                         totals: w.totals,
                         latencies: Latencies::from_runs(&w.latency_runs),
+                        scheduled: Latencies::from_runs(&w.scheduled_runs),
                         deliveries: w.deliveries,
                         opens: w.opens,
                         heartbeats: w.heartbeats,

@@ -49,7 +49,11 @@ impl Progress {
 #[derive(Debug, Default)]
 pub struct Received {
     pub totals: Totals,
+    /// From each event's actual send (`ts`) to its arrival.
     pub latencies: Latencies,
+    /// From each event's scheduled publish time (`due`) to its arrival: what a publisher that
+    /// a slow server holds back cannot hide (no coordinated omission).
+    pub scheduled: Latencies,
     /// Deliveries per 100 ms.
     pub deliveries: Timeline,
     /// Stream opens per 100 ms.
@@ -62,6 +66,7 @@ impl Received {
     pub fn merge(&mut self, other: Received) {
         self.totals.merge(&other.totals);
         self.latencies.extend(&other.latencies);
+        self.scheduled.extend(&other.scheduled);
         self.deliveries.merge(&other.deliveries);
         self.opens.merge(&other.opens);
         self.heartbeats += other.heartbeats;
@@ -263,6 +268,9 @@ async fn read_all(
                         r.deliveries.record(now);
                         if let Some(sent) = json_u64(&ev.data, "ts") {
                             r.latencies.push(now.saturating_sub(sent));
+                        }
+                        if let Some(due) = json_u64(&ev.data, "due") {
+                            r.scheduled.push(now.saturating_sub(due));
                         }
                         delivered.set(delivered.get() + 1);
                     }

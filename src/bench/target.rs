@@ -51,9 +51,10 @@ pub fn fill(template: &str, name: &str, value: &str) -> String {
     template.replace(&format!("{{{name}}}"), value)
 }
 
-/// A bench payload of about `bytes` bytes carrying its sequence number and send time.
-pub fn payload(seq: u64, sent_micros: u64, bytes: usize) -> String {
-    let head = format!("{{\"seq\":{seq},\"ts\":{sent_micros},\"pad\":\"");
+/// A bench payload of about `bytes` bytes carrying its sequence number, send time (`ts`) and
+/// scheduled publish time (`due`), both in Unix epoch microseconds.
+pub fn payload(seq: u64, sent_micros: u64, due_micros: u64, bytes: usize) -> String {
+    let head = format!("{{\"seq\":{seq},\"ts\":{sent_micros},\"due\":{due_micros},\"pad\":\"");
     let pad = bytes.saturating_sub(head.len() + 2);
     let mut s = String::with_capacity(head.len() + pad + 2);
     s.push_str(&head);
@@ -89,9 +90,11 @@ mod tests {
 
     #[test]
     fn payload_has_the_requested_size_and_fields() {
-        let p = payload(7, 123, 100);
+        let p = payload(7, 123, 120, 100);
         assert_eq!(p.len(), 100);
         assert_eq!(crate::bench::stats::json_u64(&p, "seq"), Some(7));
+        assert_eq!(crate::bench::stats::json_u64(&p, "ts"), Some(123));
+        assert_eq!(crate::bench::stats::json_u64(&p, "due"), Some(120));
         assert!(serde_json::from_str::<serde_json::Value>(&p).is_ok());
         assert_eq!(fill("a={channel}&b={channel}", "channel", "c"), "a=c&b=c");
     }

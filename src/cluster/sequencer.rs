@@ -21,9 +21,7 @@ use super::bridge::{LogEvent, TailEvent};
 use super::exact::Resume;
 use super::{AppenderHandle, Cluster, ClusterSettings, LogState, ReaderHandle, StartError};
 use crate::bus::hub::PortId;
-use crate::bus::{
-    Answer, Ask, Busy, DoorbellRx, Fanout, Hub, Intake, Reply, Request, Sequenced,
-};
+use crate::bus::{Answer, Ask, Busy, DoorbellRx, Fanout, Hub, Intake, Reply, Request, Sequenced};
 use crate::sse::encode::encode_published;
 use crate::sse::id::EventId;
 
@@ -81,7 +79,8 @@ impl RedisSequencer {
             let mut log = super::RedisLog::new(settings).map_err(|e| StartError(e.to_string()))?;
             log.connect_within(settings.startup_wait)
                 .map_err(|e| StartError(format!("--redis-url: {e}")))?;
-            log.state().map_err(|e| StartError(format!("--redis-stream: {e}")))?
+            log.state()
+                .map_err(|e| StartError(format!("--redis-stream: {e}")))?
         };
         let start = LogStart {
             history_floor: history_floor(state.as_ref()),
@@ -154,7 +153,11 @@ fn tail_sink(mut fanout: Fanout, ready: Arc<AtomicBool>) -> super::Sink {
         TailEvent::Skipped { id, error } => {
             tracing::warn!(id = %id, "log entry {id} is not a pushcore event ({error}); skipped");
         }
-        TailEvent::Lost { loss, floor, last_id } => {
+        TailEvent::Lost {
+            loss,
+            floor,
+            last_id,
+        } => {
             tracing::error!(
                 floor = %floor,
                 "the event log was lost ({loss:?}); every stream gets a reset, ids continue above {floor} (after {last_id})"
@@ -267,13 +270,22 @@ mod tests {
     fn the_history_floor_is_the_first_entry_once_anything_was_removed() {
         let first = Some(EventId::new(500, 3));
         assert_eq!(history_floor(None), EventId::ZERO);
-        assert_eq!(history_floor(Some(&state(10, 10, first, EventId::ZERO))), EventId::ZERO);
-        assert_eq!(history_floor(Some(&state(4, 10, first, EventId::ZERO))), EventId::new(500, 3));
+        assert_eq!(
+            history_floor(Some(&state(10, 10, first, EventId::ZERO))),
+            EventId::ZERO
+        );
+        assert_eq!(
+            history_floor(Some(&state(4, 10, first, EventId::ZERO))),
+            EventId::new(500, 3)
+        );
         assert_eq!(
             history_floor(Some(&state(9, 10, first, EventId::new(400, 0)))),
             EventId::new(500, 3)
         );
         // Everything removed: nothing before the last id can be served.
-        assert_eq!(history_floor(Some(&state(0, 10, None, EventId::ZERO))), EventId::new(900, 0));
+        assert_eq!(
+            history_floor(Some(&state(0, 10, None, EventId::ZERO))),
+            EventId::new(900, 0)
+        );
     }
 }

@@ -15,6 +15,7 @@
 )]
 
 pub mod encode;
+pub mod gzip;
 pub mod id;
 
 pub use encode::{

@@ -5,7 +5,6 @@ use std::hint::black_box;
 use std::rc::Rc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use pushcore::channel::{Channels, Entry, Retention};
 use pushcore::sse::encode::encode_published;
 use pushcore::sse::id::EventId;
@@ -36,17 +35,17 @@ fn run(subscribers: usize, events: u64) -> f64 {
             Entry {
                 id,
                 frame: Rc::new(frame.into_bytes()),
+                gzip: None,
                 at_ms: 0,
             },
         );
         for cursor in cursors.iter_mut() {
             batch.clear();
             let mut last = *cursor;
-            let got =
-                channels.collect_after(&list, *cursor, 256, 256 * 1024, |id, f: &Rc<Bytes>| {
-                    batch.push_shared(Rc::clone(f));
-                    last = id;
-                });
+            let got = channels.collect_after(&list, *cursor, 256, 256 * 1024, |e| {
+                batch.push_shared(Rc::clone(&e.frame));
+                last = e.id;
+            });
             *cursor = last;
             delivered += got.frames as u64;
             black_box(&batch);

@@ -46,6 +46,7 @@ fn main() {
                 id: EventId::new(1, sent),
                 channels: Box::new([]),
                 frame: frame.clone(),
+                gzip: None,
                 at_ms: 0,
             });
             if tx.push(seq).is_ok() {

@@ -169,6 +169,12 @@ pub struct Config {
           allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(4096..=(64 * 1024 * 1024)))]
     pub sndbuf_bytes: u64,
 
+    /// Compress event streams for subscribers that send `Accept-Encoding: gzip`: each event is
+    /// compressed once (an independent deflate segment) and shared by every gzip subscriber.
+    /// Worth it for events of about 1 KB and more (see BENCHMARKS.md).
+    #[arg(long = "gzip", env = "PUSHCORE_GZIP", value_parser = clap::builder::BoolishValueParser::new())]
+    pub gzip: bool,
+
     /// Streams end after this many seconds (jittered down by up to a quarter) with the same
     /// `shutdown` event and jittered `retry:` as a drain; the client resumes exactly, usually on
     /// another instance, which spreads load after a scale-out. 0 = never (the default).
@@ -305,6 +311,7 @@ impl Default for Config {
             sndbuf_bytes: SNDBUF_BYTES,
             cpu_base: CPU_BASE,
             max_stream_lifetime_secs: MAX_STREAM_LIFETIME_SECS,
+            gzip: false,
             no_pin: false,
             dashboard: false,
             auth: crate::auth::AuthConfig::default(),

@@ -52,6 +52,7 @@ counters! {
     writes_total: "counter", "writev calls to subscribers.";
     heartbeats_total: "counter", "Heartbeat comments written.";
     replays_total: "counter", "Subscriptions that resumed from a Last-Event-ID.";
+    gzip_streams_total: "counter", "Event streams opened gzip-encoded (--gzip and Accept-Encoding: gzip).";
     log_replays_total: "counter", "Resumes older than local history served from the cluster's log.";
     resets_total: "counter", "Reset events sent because a Last-Event-ID could not be served exactly.";
     slow_consumer_disconnects_total: "counter", "Subscribers disconnected for falling behind.";

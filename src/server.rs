@@ -67,7 +67,10 @@ impl Server {
         };
         let topology = match cluster {
             Some(_) => bus::Topology::External,
-            None => bus::Topology::Embedded { floor: boot },
+            None => bus::Topology::Embedded {
+                floor: boot,
+                gzip: config.gzip,
+            },
         };
         let bus::Built {
             endpoints,
@@ -77,8 +80,9 @@ impl Server {
         let ready = Arc::new(AtomicBool::new(cluster.is_none()));
         let (sequencer, history_floor) = match (&cluster, hub) {
             (Some(settings), Some((hub, hub_rx))) => {
-                let (seq, start) = RedisSequencer::start(settings, hub, hub_rx, Arc::clone(&ready))
-                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                let (seq, start) =
+                    RedisSequencer::start(settings, hub, hub_rx, Arc::clone(&ready), config.gzip)
+                        .map_err(|e| std::io::Error::other(e.to_string()))?;
                 (Some(seq), start.history_floor)
             }
             _ => (None, boot),

@@ -23,6 +23,7 @@
 //! (sequencing peers' requests first on worker 0) and hands each sequenced event to the worker.
 
 pub mod doorbell;
+pub mod framer;
 pub mod hub;
 pub mod link;
 pub mod sequencer;
@@ -33,6 +34,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub use doorbell::{Doorbell, DoorbellRx};
+pub use framer::Framer;
 pub use hub::{Fanout, Hub, Intake};
 pub use sequencer::Sequencer;
 pub use ticket::Ticket;
@@ -59,6 +61,8 @@ pub struct Sequenced {
     pub id: EventId,
     pub channels: Box<[String]>,
     pub frame: Bytes,
+    /// The frame as an independent gzip segment (`--gzip`), for subscribers that accept gzip.
+    pub gzip: Option<Bytes>,
     /// Unix milliseconds at which it was sequenced (history age limits count from here).
     pub at_ms: u64,
 }
@@ -124,8 +128,9 @@ pub enum Delivery {
 /// Where the sequencer lives.
 #[derive(Debug)]
 pub enum Topology {
-    /// Worker 0 issues ids in-process, starting above `floor` (the boot id).
-    Embedded { floor: EventId },
+    /// Worker 0 issues ids in-process, starting above `floor` (the boot id); `gzip`: also
+    /// compress each frame once.
+    Embedded { floor: EventId, gzip: bool },
     /// A thread outside the workers holds the [`Hub`] (cluster mode).
     External,
 }
@@ -323,7 +328,7 @@ pub fn build(workers: usize, topology: Topology) -> std::io::Result<Built> {
         ));
     }
     let (mut sequencer, hub) = match topology {
-        Topology::Embedded { floor } => (Some(Sequencer::new(floor, hub)), None),
+        Topology::Embedded { floor, gzip } => (Some(Sequencer::new(floor, gzip, hub)), None),
         Topology::External => (None, Some((hub, hub_rx))),
     };
     let mut links = links.into_iter();

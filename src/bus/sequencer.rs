@@ -5,22 +5,23 @@
 use std::sync::Arc;
 
 use super::hub::{Hub, PortId};
-use super::{Answer, Ask, Busy, NewEvent, Reply, Request, Sequenced};
-use crate::sse::encode::encode_published;
+use super::{Answer, Ask, Busy, Framer, NewEvent, Reply, Request, Sequenced};
 use crate::sse::id::{EventId, IdGenerator};
 
 /// Issues ids in-process; owns the [`Hub`] of the other workers' rings.
 #[derive(Debug)]
 pub struct Sequencer {
     ids: IdGenerator,
+    framer: Framer,
     hub: Hub,
     taken: Vec<(PortId, Request)>,
 }
 
 impl Sequencer {
-    pub(super) fn new(floor: EventId, hub: Hub) -> Sequencer {
+    pub(super) fn new(floor: EventId, gzip: bool, hub: Hub) -> Sequencer {
         Sequencer {
             ids: IdGenerator::new(floor),
+            framer: Framer::new(gzip),
             hub,
             taken: Vec::new(),
         }
@@ -51,15 +52,12 @@ impl Sequencer {
             let id = self.ids.next(now_ms);
             // Event types are validated when the request is read; a frame that still fails to
             // encode is skipped rather than taking the worker down.
-            let Ok(frame) = encode_published(id, &ev.event_type, &ev.data) else {
+            let Some(seq) = self
+                .framer
+                .frame(id, ev.channels, &ev.event_type, &ev.data, now_ms)
+            else {
                 continue;
             };
-            let seq = Arc::new(Sequenced {
-                id,
-                channels: ev.channels.into_boxed_slice(),
-                frame: frame.into_bytes(),
-                at_ms: now_ms,
-            });
             // Room for the whole batch was checked above.
             let _ = self.hub.fanout.broadcast(&seq);
             out.push(seq);

@@ -52,6 +52,7 @@ fn embedded_worker0_sequences_its_own_and_its_peers_events() {
         2,
         Topology::Embedded {
             floor: EventId::new(100, 0),
+            gzip: false,
         },
     )
     .expect("bus");
@@ -105,6 +106,7 @@ fn a_batch_is_sequenced_all_or_nothing() {
         2,
         Topology::Embedded {
             floor: EventId::ZERO,
+            gzip: false,
         },
     )
     .expect("bus");
@@ -160,6 +162,7 @@ fn external_hub_answers_tickets_and_fans_out() {
                 id,
                 channels: e.channels.into_boxed_slice(),
                 frame: bytes::Bytes::from_static(b"x"),
+                gzip: None,
                 at_ms: 0,
             });
             hub.fanout.broadcast(&seq).expect("room");
@@ -217,6 +220,7 @@ fn a_lost_log_is_announced_to_every_worker_in_order() {
         id: EventId::new(9, 0),
         channels: vec!["a".to_string()].into_boxed_slice(),
         frame: bytes::Bytes::from_static(b"x"),
+        gzip: None,
         at_ms: 0,
     });
     hub.fanout.broadcast(&seq).expect("room");
@@ -239,6 +243,7 @@ fn the_embedded_sequencer_has_no_log_to_replay() {
         1,
         Topology::Embedded {
             floor: EventId::ZERO,
+            gzip: false,
         },
     )
     .expect("bus");

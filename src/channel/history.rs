@@ -22,6 +22,8 @@ pub struct Retention {
 pub struct Entry {
     pub id: EventId,
     pub frame: Rc<Bytes>,
+    /// The frame as a gzip segment (`--gzip`), shared like the frame.
+    pub gzip: Option<Rc<Bytes>>,
     pub at_ms: u64,
 }
 
@@ -127,6 +129,7 @@ mod tests {
 
     fn entry(ms: u64, len: usize) -> Entry {
         Entry {
+            gzip: None,
             id: EventId::new(ms, 0),
             frame: Rc::new(Bytes::from(vec![b'x'; len])),
             at_ms: ms,

@@ -9,9 +9,6 @@ pub mod name;
 pub mod resume;
 
 use std::collections::HashMap;
-use std::rc::Rc;
-
-use bytes::Bytes;
 
 pub use history::{Entry, History, Retention};
 pub use name::{validate as validate_name, NameError, MAX_CHANNEL_NAME_BYTES};
@@ -184,7 +181,7 @@ impl Channels {
         after: EventId,
         max_frames: usize,
         max_bytes: usize,
-        mut emit: impl FnMut(EventId, &Rc<Bytes>),
+        mut emit: impl FnMut(&Entry),
     ) -> Collected {
         let mut got = Collected {
             frames: 0,
@@ -202,7 +199,7 @@ impl Channels {
                     got.more = true;
                     break;
                 }
-                emit(entry.id, &entry.frame);
+                emit(entry);
                 got.frames += 1;
                 got.bytes += entry.frame.len();
                 pos += 1;
@@ -240,7 +237,7 @@ impl Channels {
                 if let Some(entry) = h.get(*pos) {
                     if entry.id == id {
                         if id > last {
-                            emit(id, &entry.frame);
+                            emit(entry);
                             got.frames += 1;
                             got.bytes += entry.frame.len();
                             last = id;
@@ -257,6 +254,8 @@ impl Channels {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
+    use std::rc::Rc;
 
     const R: Retention = Retention {
         max_events: 100,
@@ -270,6 +269,7 @@ mod tests {
         chs.append(
             idx,
             Entry {
+                gzip: None,
                 id: EventId::new(ms, 0),
                 frame,
                 at_ms: ms,
@@ -280,8 +280,8 @@ mod tests {
     fn ids(chs: &Channels, names: &[&str], after: u64, max: usize) -> (Vec<u64>, bool) {
         let idxs: Vec<_> = names.iter().filter_map(|n| chs.find(n)).collect();
         let mut out = Vec::new();
-        let got = chs.collect_after(&idxs, EventId::new(after, 0), max, usize::MAX, |id, _| {
-            out.push(id.ms)
+        let got = chs.collect_after(&idxs, EventId::new(after, 0), max, usize::MAX, |e| {
+            out.push(e.id.ms)
         });
         (out, got.more)
     }

@@ -21,8 +21,9 @@ use super::bridge::{LogEvent, TailEvent};
 use super::exact::Resume;
 use super::{AppenderHandle, Cluster, ClusterSettings, LogState, ReaderHandle, StartError};
 use crate::bus::hub::PortId;
-use crate::bus::{Answer, Ask, Busy, DoorbellRx, Fanout, Hub, Intake, Reply, Request, Sequenced};
-use crate::sse::encode::encode_published;
+use crate::bus::{
+    Answer, Ask, Busy, DoorbellRx, Fanout, Framer, Hub, Intake, Reply, Request, Sequenced,
+};
 use crate::sse::id::EventId;
 
 /// Most events one resume may read back from the log.
@@ -67,13 +68,14 @@ impl RedisSequencer {
         hub: Hub,
         hub_rx: DoorbellRx,
         ready: Arc<AtomicBool>,
+        gzip: bool,
     ) -> Result<(RedisSequencer, LogStart), StartError> {
         let Hub {
             intake,
             fanout,
             bell,
         } = hub;
-        let sink = tail_sink(fanout, ready);
+        let sink = tail_sink(fanout, ready, Framer::new(gzip));
         let bridges = Cluster::start(settings, EventId::ZERO, EventId::ZERO, sink, None)?;
         let state = {
             let mut log = super::RedisLog::new(settings).map_err(|e| StartError(e.to_string()))?;
@@ -92,7 +94,7 @@ impl RedisSequencer {
             let reader = bridges.reader.clone();
             std::thread::Builder::new()
                 .name("pushcore-intake".into())
-                .spawn(move || run_intake(intake, hub_rx, bell, appender, reader, stop))
+                .spawn(move || run_intake(intake, hub_rx, bell, appender, reader, stop, gzip))
                 .map_err(|e| StartError(format!("cannot start the intake thread: {e}")))?
         };
         Ok((
@@ -118,20 +120,16 @@ impl RedisSequencer {
 }
 
 /// The tailer's sink: each log entry becomes one frame, pushed to every worker in log order.
-fn tail_sink(mut fanout: Fanout, ready: Arc<AtomicBool>) -> super::Sink {
+fn tail_sink(mut fanout: Fanout, ready: Arc<AtomicBool>, mut framer: Framer) -> super::Sink {
     Box::new(move |event: TailEvent| match event {
         TailEvent::Events(events) => {
             for LogEvent { id, event } in events {
-                let Ok(frame) = encode_published(id, &event.event_type, &event.data) else {
+                let Some(seq) =
+                    framer.frame(id, event.channels, &event.event_type, &event.data, id.ms)
+                else {
                     tracing::warn!(id = %id, "log entry {id} has an event type that cannot be framed; skipped");
                     continue;
                 };
-                let seq = Arc::new(Sequenced {
-                    id,
-                    channels: event.channels.into_boxed_slice(),
-                    frame: frame.into_bytes(),
-                    at_ms: id.ms,
-                });
                 // Back-pressure onto the tailer: it reads no further until every worker has room.
                 while fanout.broadcast(&seq).is_err() {
                     fanout.wake_all();
@@ -180,6 +178,7 @@ fn run_intake(
     appender: AppenderHandle,
     reader: ReaderHandle,
     stop: Arc<AtomicBool>,
+    gzip: bool,
 ) {
     let (answers_tx, answers) = channel::unbounded::<(PortId, Reply)>();
     let mut taken: Vec<(PortId, Request)> = Vec::new();
@@ -206,7 +205,7 @@ fn run_intake(
                 } => reader.submit(after, until, MAX_REPLAY_EVENTS, move |r| {
                     send(match r {
                         Ok(replay) if replay.resume == Resume::Exact && replay.complete => {
-                            Ok(Answer::Replayed(replayed(replay.events, &channels)))
+                            Ok(Answer::Replayed(replayed(replay.events, &channels, gzip)))
                         }
                         Ok(_) => Ok(Answer::NotRetained),
                         Err(_) => Err(Busy),
@@ -236,18 +235,13 @@ fn run_intake(
 }
 
 /// The events of `channels` among `events`, framed as every instance frames them.
-fn replayed(events: Vec<LogEvent>, channels: &[String]) -> Vec<Arc<Sequenced>> {
+fn replayed(events: Vec<LogEvent>, channels: &[String], gzip: bool) -> Vec<Arc<Sequenced>> {
+    let mut framer = Framer::new(gzip);
     events
         .into_iter()
         .filter(|e| e.event.channels.iter().any(|c| channels.contains(c)))
         .filter_map(|LogEvent { id, event }| {
-            let frame = encode_published(id, &event.event_type, &event.data).ok()?;
-            Some(Arc::new(Sequenced {
-                id,
-                channels: event.channels.into_boxed_slice(),
-                frame: frame.into_bytes(),
-                at_ms: id.ms,
-            }))
+            framer.frame(id, event.channels, &event.event_type, &event.data, id.ms)
         })
         .collect()
 }

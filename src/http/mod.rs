@@ -12,6 +12,7 @@
 //! unknown: answer them with `keep_alive = false` and close (see [`HttpError::must_close`]).
 
 pub mod body;
+pub mod encoding;
 pub mod error;
 pub mod forwarded;
 pub mod head;

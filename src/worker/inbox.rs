@@ -90,6 +90,7 @@ impl Worker {
     fn apply(self: &Rc<Self>, seq: &Arc<Sequenced>) {
         // One handle per worker; everything below clones this core-local Rc.
         let frame = Rc::new(seq.frame.clone());
+        let gzip = seq.gzip.clone().map(Rc::new);
         let mut to_start = Vec::new();
         {
             let mut st = self.state.borrow_mut();
@@ -108,6 +109,7 @@ impl Worker {
                     Entry {
                         id: seq.id,
                         frame: Rc::clone(&frame),
+                        gzip: gzip.clone(),
                         at_ms: seq.at_ms,
                     },
                 );

@@ -98,6 +98,9 @@ pub(super) struct Subscriber {
     /// `ends_at` is the token's expiry (`event: token-expired`), not the lifetime's end
     /// (`event: shutdown`, as in a drain).
     pub(super) ends_with_token: bool,
+    /// The stream is gzip-encoded (`--gzip` and `Accept-Encoding: gzip`): events go out as
+    /// their shared gzip segments, per-connection frames as stored blocks.
+    pub(super) gzip: bool,
 }
 
 /// Key of a slot: index plus the generation that detects a reused index.

@@ -17,7 +17,9 @@ use crate::api::ApiError;
 use crate::auth::now_unix;
 use crate::channel::resume::Start;
 use crate::channel::ChannelIdx;
+use crate::http::encoding::accepts_gzip;
 use crate::sse::encode::{self, Frame};
+use crate::sse::gzip;
 use crate::sse::id::unix_ms_now;
 
 /// Response head of an event stream; the body is close-delimited.
@@ -33,6 +35,8 @@ pub(super) struct NewSubscriber {
     start: Start,
     /// Unix second at which the subscriber's token expires.
     expires_at: Option<u64>,
+    /// The stream is gzip-encoded.
+    gzip: bool,
 }
 
 impl Worker {
@@ -73,17 +77,37 @@ impl Worker {
             Ok(s) => s,
             Err(e) => return refuse(self, conn, &e, cors.as_slice()).await,
         };
+        let gzip =
+            self.shared.config.gzip && conn.header("accept-encoding").is_some_and(accepts_gzip);
         let log_bytes: usize = from_log.iter().map(|s| s.frame.len()).sum();
         let mut out = Vec::with_capacity(STREAM_HEAD.len() + 256 + log_bytes);
-        stream_head(cors.as_slice(), &mut out);
-        out.extend_from_slice(Frame::retry(self.limits().retry_ms).as_bytes());
-        out.extend_from_slice(encode::connected(&self.client_id(), unix_ms_now()).as_bytes());
+        let mut extra: Vec<(&str, &str)> = cors.as_slice().to_vec();
+        if gzip {
+            extra.push(("Content-Encoding", "gzip"));
+            extra.push(("Vary", "Accept-Encoding"));
+        }
+        stream_head(&extra, &mut out);
+        // The stream's own first frames, compressed (stored) as one segment when gzip.
+        let mut first = Vec::with_capacity(256);
+        first.extend_from_slice(Frame::retry(self.limits().retry_ms).as_bytes());
+        first.extend_from_slice(encode::connected(&self.client_id(), unix_ms_now()).as_bytes());
         if let (Some(reason), Some(raw)) = (start.reset, sub.last_event_id.as_deref()) {
-            out.extend_from_slice(encode::reset(reason.as_str(), raw).as_bytes());
+            first.extend_from_slice(encode::reset(reason.as_str(), raw).as_bytes());
+        }
+        if gzip {
+            out.extend_from_slice(&gzip::HEADER);
+            gzip::stored_into(&first, &mut out);
+            self.metrics.gzip_streams_total.inc();
+        } else {
+            out.extend_from_slice(&first);
         }
         // A resume older than this instance's history, served from the log (cluster mode).
         for seq in &from_log {
-            out.extend_from_slice(&seq.frame);
+            match (gzip, &seq.gzip) {
+                (false, _) => out.extend_from_slice(&seq.frame),
+                (true, Some(segment)) => out.extend_from_slice(segment),
+                (true, None) => gzip::stored_into(&seq.frame, &mut out),
+            }
         }
         self.metrics.deliveries_total.add(from_log.len() as u64);
         if !conn.send(out).await {
@@ -93,6 +117,7 @@ impl Worker {
             channels: sub.channels,
             start,
             expires_at,
+            gzip,
         })
     }
 
@@ -169,6 +194,7 @@ impl Worker {
                 peer_key,
                 ends_at: 0,
                 ends_with_token: false,
+                gzip: new.gzip,
             });
             for c in chans.iter() {
                 if let Some(ch) = channels.get_mut(*c) {

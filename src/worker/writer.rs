@@ -14,6 +14,7 @@ use super::slots::{Control, SlotKey, Writer};
 use super::{State, Worker};
 use crate::channel::resume::ResetReason;
 use crate::sse::encode::{self, Frame};
+use crate::sse::gzip;
 use crate::sys::{self, FrameVec};
 
 /// Most frames in one writev (well under IOV_MAX).
@@ -117,14 +118,22 @@ impl Worker {
         if sub.pending.has(Control::Close) {
             return Due::Close;
         }
+        let gzip_stream = sub.gzip;
         // An expired token ends the stream: nothing more, the client must come back with a new one.
+        let own = |frame: Frame| {
+            if gzip_stream {
+                gzip::stored(frame.as_bytes())
+            } else {
+                frame.into_bytes()
+            }
+        };
         if sub.pending.take(Control::TokenExpired) {
-            batch.push_owned(encode::token_expired().into_bytes());
+            batch.push_owned(own(encode::token_expired()));
             return Due::Write { last: true };
         }
         if sub.pending.take(Control::LogLost) {
             let at = sub.cursor.to_string();
-            batch.push_owned(encode::reset(ResetReason::LogLost.as_str(), &at).into_bytes());
+            batch.push_owned(own(encode::reset(ResetReason::LogLost.as_str(), &at)));
         }
         // Evicted before this connection sent them: it must resume (and be told of the gap).
         if channels.missed(&sub.channels, sub.cursor, sub.acknowledged_floor) {
@@ -132,14 +141,21 @@ impl Worker {
             return Due::Close;
         }
         let mut last_id = sub.cursor;
+        let gzip = sub.gzip;
         let got = channels.collect_after(
             &sub.channels,
             sub.cursor,
             MAX_FRAMES_PER_WRITE,
             MAX_BYTES_PER_WRITE,
-            |id, frame| {
-                batch.push_shared(Rc::clone(frame));
-                last_id = id;
+            |entry| {
+                match (gzip, &entry.gzip) {
+                    (false, _) => batch.push_shared(Rc::clone(&entry.frame)),
+                    (true, Some(segment)) => batch.push_shared(Rc::clone(segment)),
+                    // Framed before gzip was available for it (cannot happen with --gzip on
+                    // from the start): the frame as stored deflate blocks.
+                    (true, None) => batch.push_owned(gzip::stored(&entry.frame)),
+                }
+                last_id = entry.id;
             },
         );
         sub.cursor = last_id;
@@ -151,12 +167,12 @@ impl Worker {
             let retry_ms = self.limits().retry_ms;
             let spread = retry_ms.max(1000);
             let jitter = (u64::from(key.index).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % spread;
-            batch.push_owned(encode::shutdown(retry_ms + jitter).into_bytes());
+            batch.push_owned(own(encode::shutdown(retry_ms + jitter)));
             return Due::Write { last: true };
         }
         if got.frames == 0 && sub.pending.take(Control::Heartbeat) {
             self.metrics.heartbeats_total.inc();
-            batch.push_owned(Frame::heartbeat().into_bytes());
+            batch.push_owned(own(Frame::heartbeat()));
         }
         if batch.is_empty() {
             Due::Nothing

@@ -29,15 +29,20 @@ pub struct PerIpCounter {
 /// trusted proxy until its request names the client): [`PerIpCounter`] ignores it.
 pub const UNCOUNTED: u64 = u64::MAX;
 
+/// The key of an admin-listener connection: counted neither per address nor against
+/// `--max-connections` (so a full server can still be watched).
+pub const ADMIN: u64 = u64::MAX - 1;
+
 /// What is counted for a client address: IPv4 addresses (also IPv4-mapped IPv6) one by one,
-/// IPv6 clients by /64, the block one subscriber line usually gets. Never [`UNCOUNTED`].
+/// IPv6 clients by /64, the block one subscriber line usually gets. Never [`UNCOUNTED`] or
+/// [`ADMIN`].
 pub fn key(ip: IpAddr) -> u64 {
     match ip {
         IpAddr::V4(v4) => u64::from(u32::from(v4)),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => u64::from(u32::from(v4)),
-            // ffff:ffff:ffff:ffff::/64 alone would be UNCOUNTED: it shares a key with …:fffe.
-            None => (((u128::from(v6) >> 64) as u64) | (1 << 63) | (1 << 32)).min(UNCOUNTED - 1),
+            // The top two /64s would be the sentinels: they share a key with …:fffd.
+            None => (((u128::from(v6) >> 64) as u64) | (1 << 63) | (1 << 32)).min(ADMIN - 1),
         },
     }
 }
@@ -75,7 +80,7 @@ impl PerIpCounter {
     /// Count a new connection from the address with this [`key`], or refuse it (false) if the
     /// address is at its limit.
     pub fn acquire(&self, key: u64) -> bool {
-        if !self.enabled() || key == UNCOUNTED {
+        if !self.enabled() || key >= ADMIN {
             return true;
         }
         let buckets = Self::buckets(key);
@@ -95,7 +100,7 @@ impl PerIpCounter {
 
     /// A connection counted by [`PerIpCounter::acquire`] closed.
     pub fn release(&self, key: u64) {
-        if !self.enabled() || key == UNCOUNTED {
+        if !self.enabled() || key >= ADMIN {
             return;
         }
         for (row, &bucket) in self.rows.iter().zip(Self::buckets(key).iter()) {

@@ -36,6 +36,21 @@ fn listener(addr: SocketAddr, send_buffer_bytes: usize) -> std::io::Result<std::
 impl Server {
     /// Bind every worker's listener and start the workers.
     pub fn start(config: Config) -> std::io::Result<Server> {
+        Server::start_after(config, None, |_| {})
+    }
+
+    /// Like [`Server::start`], but a hand-over: bind the listeners (new connections wait in
+    /// their backlog), wait for the process `predecessor` — the old pushcore on the address —
+    /// to exit, and only then take a boot id and start serving. Without the shared log, ids
+    /// come from the clock: taken after the old process is gone, this server's boot id is above
+    /// every id the old one issued, so a client resuming with one of those gets an explicit
+    /// `reset` (`previous-run`), never a resume that silently skips events.
+    /// `on_bound` is called with the public address once it is bound, before the wait.
+    pub fn start_after(
+        config: Config,
+        predecessor: Option<u32>,
+        on_bound: impl FnOnce(SocketAddr),
+    ) -> std::io::Result<Server> {
         let auth = config
             .auth
             .build()
@@ -55,10 +70,21 @@ impl Server {
             None => None,
         };
         let admin_addr = admin.as_ref().map(|l| l.local_addr()).transpose()?;
+        on_bound(local_addr);
         let cluster = config
             .cluster
             .validate()
             .map_err(|msg| std::io::Error::new(std::io::ErrorKind::InvalidInput, msg))?;
+        if let (Some(pid), None) = (predecessor, &cluster) {
+            tracing::info!(
+                pid,
+                "hand-over: listening; serving once PID {pid} has exited (send it SIGTERM)"
+            );
+            while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            tracing::info!(pid, "hand-over: PID {pid} is gone; serving");
+        }
         // Embedded, ids at or below the boot id are an earlier run's. In cluster mode the log
         // outlives any instance: no id is another run's (a lost log is announced instead).
         let boot = match cluster {
@@ -214,14 +240,22 @@ pub fn serve(config: Config, effective: &str) -> i32 {
         }
     };
     // One owner per address: a second pushcore would silently split the clients with the first.
+    let mut predecessor = None;
     for addr in std::iter::once(config.listen).chain(config.admin_listen) {
         match ops::owner::probe(addr) {
             Ok(None) => {}
-            Ok(Some(holder)) if config.handover_allowed() => tracing::info!(
-                listen = %addr,
-                holder = %holder,
-                "hand-over: joining {addr}, served by {holder}; send it SIGTERM to drain it"
-            ),
+            Ok(Some(holder)) if config.handover_allowed() => {
+                tracing::info!(
+                    listen = %addr,
+                    holder = %holder,
+                    "hand-over: joining {addr}, served by {holder}; send it SIGTERM to drain it"
+                );
+                // Without the shared log this server must not issue ids before the old one
+                // has stopped (see Server::start_after); with it, both serve at once.
+                if config.cluster.redis_url.is_none() && addr == config.listen {
+                    predecessor = holder.pid;
+                }
+            }
             Ok(Some(holder)) => {
                 tracing::error!(
                     listen = %addr,
@@ -265,7 +299,9 @@ pub fn serve(config: Config, effective: &str) -> i32 {
     let driver = ops::driver_name();
     let max_connections = config.max_connections;
     let listen = config.listen;
-    let server = match Server::start(config) {
+    let server = match Server::start_after(config, predecessor, |addr| {
+        ops::log::print_listening(format, addr, workers)
+    }) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("cannot start on {listen}: {e}");
@@ -286,7 +322,6 @@ pub fn serve(config: Config, effective: &str) -> i32 {
     if let Some(admin) = server.admin_addr() {
         tracing::info!(admin = %admin, "operations paths (/metrics, /healthz, /readyz, /dashboard) on http://{admin} only");
     }
-    ops::log::print_listening(format, server.local_addr(), workers);
     let counters = server.metrics();
     let reporter =
         ops::failures::FailureReporter::spawn(ops::failures::DEFAULT_INTERVAL, move || {

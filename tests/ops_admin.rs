@@ -364,12 +364,7 @@ fn access_log_records_early_refusals(driver: Driver) {
     let statuses: Vec<u64> = lines.iter().filter_map(|l| l["status"].as_u64()).collect();
     assert_eq!(statuses, [415, 413], "{lines:?}");
 }
-both_drivers!(
-    #[ignore = "bug: publishes refused before the body is read (401, 403, 415, 413, 408) are not \
-                access-logged: src/worker/publish.rs Worker::publish returns via refuse() before \
-                its access::publish call"]
-    access_log_records_early_refusals
-);
+both_drivers!(access_log_records_early_refusals);
 
 /// Connections to the admin port are not the public port's: an open dashboard stream does
 /// not take one of the `--max-connections` slots subscribers get.
@@ -399,9 +394,4 @@ fn admin_connections_take_no_public_slot(driver: Driver) {
         };
     sub.handshake();
 }
-both_drivers!(
-    #[ignore = "bug: admin connections count against --max-connections: src/worker/accept.rs \
-                Worker::admit adds every connection to shared.open_connections, the count the \
-                public side's capacity check reads"]
-    admin_connections_take_no_public_slot
-);
+both_drivers!(admin_connections_take_no_public_slot);

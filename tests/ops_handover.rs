@@ -145,7 +145,8 @@ fn handover_tells_every_subscriber(driver: Driver) {
         "publishing did not start"
     );
 
-    let new = Server::start_with_driver(driver, &["--listen", &listen, "--handover"]);
+    // The new process binds the port at once, and serves once the old one has exited.
+    let new = Server::start_bound(driver, &["--listen", &listen, "--handover"]);
     assert_eq!(new.addr(), addr);
     let before = acked_len();
     assert!(
@@ -465,75 +466,55 @@ fn cluster_handover_loses_nothing(driver: Driver) {
 }
 both_drivers!(cluster_handover_loses_nothing);
 
-/// Publish `n` on a new connection to `addr` until one lands on the instance whose admin port
-/// is `admin` (its published count grows); the ids that landed elsewhere, then that id.
-fn publish_until_on(addr: SocketAddr, admin: SocketAddr, n: &mut u64) -> (Vec<String>, String) {
-    let mut elsewhere = Vec::new();
-    for _ in 0..200 {
-        let before = common::metrics(admin).get("pushcore_events_published_total");
-        *n += 1;
-        let id = publish(addr, &event_json("gap", None, &json!({ "n": *n })));
-        if common::metrics(admin).get("pushcore_events_published_total") > before {
-            return (elsewhere, id);
-        }
-        elsewhere.push(id);
-    }
-    panic!("200 publishes on {addr}, none reached the instance with admin port {admin}");
-}
-
-/// Without Redis, publishes during the overlap land on either process. A subscriber of the old
-/// one never gets those that landed on the new one; when it resumes there with an id the old
-/// one issued, it must be told (`reset`) or be sent them, never silently skip them.
+/// Without Redis, two processes must never issue ids at the same time (a subscriber of one would
+/// never get the other's events, and could resume on it past them). So a `--handover` process
+/// binds the port (connections wait in its backlog: none is refused) but serves only once the
+/// old one has exited, with ids above every id the old one issued; a client resuming there with
+/// an id of the old process is told with `reset: previous-run`, never silently skipped.
 fn handover_overlap_is_never_a_silent_gap(driver: Driver) {
     let addr = free_addr();
     let listen = addr.to_string();
     let mut old = Server::start_with_driver(driver, &["--listen", &listen]);
     let mut sub = subscribe_ready(addr, "/events/stream?channels=gap");
     let mut on_old = Conn::open(addr);
-    let admin = free_addr();
-    let admin_arg = admin.to_string();
-    let new = Server::start_with_driver(
-        driver,
-        &[
-            "--listen",
-            &listen,
-            "--handover",
-            "--admin-listen",
-            &admin_arg,
-        ],
-    );
-    let mut n = 0u64;
-    // b1 on the new process, a2 on the old one, b3 on the new one: b1 < a2 < b3.
-    let (mut to_old, b1) = publish_until_on(addr, admin, &mut n);
-    std::thread::sleep(Duration::from_millis(3));
-    n += 1;
-    let a2 = on_old.publish_ok(&event_json("gap", None, &json!({ "n": n })));
-    to_old.push(a2.clone());
-    std::thread::sleep(Duration::from_millis(3));
-    let (more_old, b3) = publish_until_on(addr, admin, &mut n);
-    assert!(
-        parse_id(&b1) < parse_id(&a2) && parse_id(&a2) < parse_id(&b3),
-        "ids out of the intended order: {b1} {a2} {b3}"
-    );
-    to_old.extend(more_old);
-    // The old process's subscriber got exactly what the old process sequenced.
-    let got: Vec<String> = sub
-        .events(to_old.len())
-        .iter()
-        .map(|b| b.id().unwrap_or_default().to_string())
+    let new = Server::start_bound(driver, &["--listen", &listen, "--handover"]);
+    // During the overlap the old process alone sequences (its publisher's connection is its).
+    let mut sent = Vec::new();
+    for n in 0..5 {
+        sent.push(on_old.publish_ok(&event_json("gap", None, &json!({ "n": n }))));
+        assert_eq!(
+            sub.expect_event("an event of the old process").id(),
+            Some(sent[n].as_str())
+        );
+    }
+    // Connections opened now may land on either process. Those in the new process's backlog are
+    // answered once the old one has gone; those still in the old one's accept queue when it
+    // closes its listener are reset by the kernel unless net.ipv4.tcp_migrate_req = 1 (the
+    // README's deploy guide sets it): each ends, none hangs.
+    let waiting: Vec<std::thread::JoinHandle<u16>> = (0..10)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut c = Conn::open(addr);
+                c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                c.try_read_response(Duration::from_secs(20))
+                    .map_or(0, |r| r.status)
+            })
+        })
         .collect();
-    assert_eq!(got, to_old);
-    let last = got.last().cloned().unwrap_or_default();
-
     old.stop();
-    let shutdown = sub.expect_event("shutdown");
-    assert_eq!(shutdown.event(), Some("shutdown"));
+    assert_eq!(sub.expect_event("shutdown").event(), Some("shutdown"));
     assert!(
         old.wait_exit(Duration::from_secs(10)).is_some(),
         "old did not exit"
     );
     wait_only(addr, &new);
-
+    new.check_driver();
+    let statuses: Vec<u16> = waiting.into_iter().map(|w| w.join().unwrap_or(0)).collect();
+    assert!(
+        statuses.iter().all(|s| matches!(s, 0 | 200 | 503)),
+        "connections made during the hand-over: {statuses:?}"
+    );
+    let last = sent.last().cloned().unwrap_or_default();
     let mut resumed = SseStream::open(
         connect(addr),
         "/events/stream?channels=gap",
@@ -541,16 +522,17 @@ fn handover_overlap_is_never_a_silent_gap(driver: Driver) {
     );
     resumed.handshake();
     let first = resumed.expect_event("after the resume on the new process");
-    assert!(
-        first.event() == Some("reset") || first.id() == Some(b1.as_str()),
-        "resumed from {last} on the new process without a reset and without {b1} \
-         (published there during the overlap): got {:?}",
+    assert_eq!(
+        first.event(),
+        Some("reset"),
+        "resumed without a reset: {:?}",
         first.raw
     );
+    assert_eq!(first.json()["reason"], json!("previous-run"));
+    let after = publish(addr, &event_json("gap", None, &json!("after")));
+    assert!(
+        parse_id(&after) > parse_id(&last),
+        "{after} is not above {last}"
+    );
 }
-both_drivers!(
-    #[ignore = "bug: a --handover instance resumes exactly from an id the old process issued \
-                (src/channel/resume.rs plan(): the id is >= boot and <= newest), skipping its own \
-                events from the overlap that the client never had"]
-    handover_overlap_is_never_a_silent_gap
-);
+both_drivers!(handover_overlap_is_never_a_silent_gap);

@@ -114,7 +114,8 @@ fn handover_joins_and_the_old_one_drains(driver: Driver) {
     let addr = free_addr();
     let listen = addr.to_string();
     let mut old = Server::start_with_driver(driver, &["--listen", &listen]);
-    let mut new = Server::start_with_driver(driver, &["--listen", &listen, "--handover"]);
+    // Bound at once; serving once the old process has exited.
+    let mut new = Server::start_bound(driver, &["--listen", &listen, "--handover"]);
     assert_eq!(new.addr(), addr);
     let said = wait_until(IO_TIMEOUT, || {
         let err = new.stderr();
@@ -138,6 +139,7 @@ fn handover_joins_and_the_old_one_drains(driver: Driver) {
     // process's listeners are left (see the hand-over notes in the report to the lead).
     let only_new = wait_until(IO_TIMEOUT, || listeners_on(addr) == new.workers());
     assert!(only_new, "{} listeners left on {addr}", listeners_on(addr));
+    new.check_driver();
     // Every new connection now reaches the new process.
     for _ in 0..20 {
         assert_eq!(get(addr, "/healthz").status, 200);

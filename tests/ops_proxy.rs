@@ -535,9 +535,4 @@ fn idle_proxy_connection_pins_no_client(driver: Driver) {
     }
     drop(pooled);
 }
-both_drivers!(
-    #[ignore = "bug: a trusted proxy's idle keep-alive connection keeps counting the last client \
-                it carried: src/worker/routes.rs serve_one() acquires the per-address slot per \
-                request and releases it only when the connection closes or carries another client"]
-    idle_proxy_connection_pins_no_client
-);
+both_drivers!(idle_proxy_connection_pins_no_client);

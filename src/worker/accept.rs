@@ -72,15 +72,28 @@ impl Worker {
     /// A trusted proxy's connection is counted per address once its request names the client.
     fn admit(self: &Rc<Self>, stream: TcpStream, peer: IpAddr, side: Side) {
         self.metrics.connections_accepted_total.inc();
+        if side == Side::Admin {
+            // Not counted against --max-connections or per address (see per_ip::ADMIN).
+            self.metrics.connections.inc();
+            let peer = Peer {
+                ip: peer,
+                key: per_ip::ADMIN,
+            };
+            monoio::spawn(routes::serve_connection(
+                Rc::clone(self),
+                stream,
+                peer,
+                side,
+            ));
+            return;
+        }
         let open = self.shared.open_connections.fetch_add(1, Ordering::Relaxed);
-        let peer_key = if side == Side::Admin || self.shared.proxies.contains(peer) {
+        let peer_key = if self.shared.proxies.contains(peer) {
             per_ip::UNCOUNTED
         } else {
             per_ip::key(peer)
         };
-        let refusal = if side == Side::Admin {
-            None
-        } else if open >= self.limits().max_connections {
+        let refusal = if open >= self.limits().max_connections {
             self.metrics.connections_rejected_total.inc();
             Some(ApiError::AT_CAPACITY)
         } else if !self.shared.per_ip.acquire(peer_key) {
@@ -109,9 +122,12 @@ impl Worker {
         }
     }
 
-    /// A connection (of any kind) ended.
+    /// A connection (of any kind) ended; `peer_key` as it was counted.
     pub(super) fn connection_closed(&self, peer_key: u64) {
         self.metrics.connections.dec();
+        if peer_key == per_ip::ADMIN {
+            return;
+        }
         self.shared.open_connections.fetch_sub(1, Ordering::Relaxed);
         self.shared.per_ip.release(peer_key);
     }

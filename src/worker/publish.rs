@@ -36,20 +36,27 @@ impl Worker {
         let token = auth
             .token_from_request(&conn.buf, &conn.headers, target)
             .map(|t| t.value.to_string());
+        // A refusal before the body is read: answered, logged, and the connection closed.
+        let early = |err: ApiError, conn: &Conn| {
+            log_access(conn, err.status(), 0, None, 0, began);
+            err
+        };
         let claims = match auth.admit(Action::Publish, token.as_deref(), now_unix()) {
             Ok(c) => c,
-            Err(e) => return refuse(self, conn, &e.into(), cors).await,
+            Err(e) => return refuse(self, conn, &early(e.into(), conn), cors).await,
         };
         if !is_json(conn.header("content-type")) {
             let err = HttpError::UnsupportedMediaType {
                 expected: "application/json",
             };
-            return refuse(self, conn, &err.into(), cors).await;
+            return refuse(self, conn, &early(err.into(), conn), cors).await;
         }
         let (body, consumed) = match conn.read_body(head, self.limits().max_body_bytes).await {
             Ok(b) => b,
             Err(ReadFail::Gone) => return Next::Close,
-            Err(ReadFail::Refuse(e)) => return refuse(self, conn, &e.into(), cors).await,
+            Err(ReadFail::Refuse(e)) => {
+                return refuse(self, conn, &early(e.into(), conn), cors).await
+            }
         };
         conn.consume(consumed);
         // From here the request was read whole: errors are answered on a kept-alive connection.
@@ -66,16 +73,7 @@ impl Worker {
                 (err.response(cors, keep_alive), err.status(), 0, None)
             }
         };
-        if access::enabled() {
-            access::publish(&access::PublishRecord {
-                client: conn.peer.ip,
-                status,
-                events,
-                first_event_id: first.as_deref(),
-                body_bytes: body.len() as u64,
-                micros: u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX),
-            });
-        }
+        log_access(conn, status, events, first.as_deref(), body.len(), began);
         Next::after(conn.send(resp).await, keep_alive)
     }
 
@@ -104,6 +102,27 @@ impl Worker {
             }
             Ok(_) | Err(Busy) => Err(ApiError::BUSY),
         }
+    }
+}
+
+/// One access-log line for a publish request (when `--access-log` is on).
+fn log_access(
+    conn: &Conn,
+    status: u16,
+    events: usize,
+    first_event_id: Option<&str>,
+    body_bytes: usize,
+    began: std::time::Instant,
+) {
+    if access::enabled() {
+        access::publish(&access::PublishRecord {
+            client: conn.peer.ip,
+            status,
+            events,
+            first_event_id,
+            body_bytes: body_bytes as u64,
+            micros: u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX),
+        });
     }
 }
 

@@ -64,7 +64,14 @@ pub(super) async fn serve_connection(
         worker.state.borrow_mut().handshakes.end(hs);
         conn.first = false;
         match next {
-            Next::KeepAlive if !worker.is_draining() => continue,
+            Next::KeepAlive if !worker.is_draining() => {
+                // A proxy's idle upstream connection carries no client until its next request.
+                if conn.side == Side::Public && worker.shared.proxies.contains(socket_peer) {
+                    worker.shared.per_ip.release(conn.peer.key);
+                    conn.peer.key = per_ip::UNCOUNTED;
+                }
+                continue;
+            }
             Next::KeepAlive | Next::Close => break,
             Next::Subscribe(sub) => {
                 let key = conn.peer.key;

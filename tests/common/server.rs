@@ -69,6 +69,15 @@ impl Server {
     /// `--workers 2` and `--max-connections 10000`; always `--no-pin`. Returns once the server
     /// printed its listening line (at most 10 s).
     pub fn start_with_driver(driver: Driver, args: &[&str]) -> Server {
+        let server = Server::start_bound(driver, args);
+        server.check_driver();
+        server
+    }
+
+    /// Start, returning once the listening line is printed (the address is bound), without
+    /// checking that it serves: a `--handover` server serves only after its predecessor exits
+    /// (call [`Server::check_driver`] then).
+    pub fn start_bound(driver: Driver, args: &[&str]) -> Server {
         let mut cmd = serve_command(driver, args);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -108,21 +117,19 @@ impl Server {
             }
         };
         let (addr, workers) = parse_listening_line(&line);
-        let server = Server {
+        Server {
             child,
             addr,
             workers,
             driver,
             stderr,
             exit: None,
-        };
-        server.check_driver();
-        server
+        }
     }
 
     /// Fail unless the process really runs on the requested driver: with io_uring every worker
     /// owns a ring (an `anon_inode:[io_uring]` fd), with epoll none does.
-    fn check_driver(&self) {
+    pub fn check_driver(&self) {
         match self.driver {
             Driver::IoUring => {
                 let ok = wait_until(IO_TIMEOUT, || io_uring_fds(self.pid()) >= self.workers);

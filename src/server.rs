@@ -71,6 +71,7 @@ impl Server {
         };
         let admin_addr = admin.as_ref().map(|l| l.local_addr()).transpose()?;
         on_bound(local_addr);
+        crate::metrics::mark_start();
         let cluster = config
             .cluster
             .validate()

@@ -89,6 +89,7 @@ impl Worker {
             .auth
             .grant(Action::Publish, claims, &published.channels())?;
         let n = published.events.len() as u64;
+        let submitted = std::time::Instant::now();
         let ticket = self
             .bus
             .borrow_mut()
@@ -98,6 +99,7 @@ impl Worker {
         match ticket.await {
             Ok(Answer::Ids(ids)) => {
                 self.metrics.events_published_total.add(n);
+                self.metrics.publish_sequenced.observe(submitted.elapsed());
                 Ok((ids, published.batch))
             }
             Ok(_) | Err(Busy) => Err(ApiError::BUSY),

@@ -46,6 +46,7 @@ impl Worker {
         target: &crate::http::query::Target,
         dashboard: bool,
     ) -> Next {
+        let began = std::time::Instant::now();
         let auth = &self.shared.auth;
         // The dashboard feed: this instance's internal channel only, same-origin, no token
         // (it is served only with --dashboard, like /metrics).
@@ -112,6 +113,9 @@ impl Worker {
         self.metrics.deliveries_total.add(from_log.len() as u64);
         if !conn.send(out).await {
             return Next::Close;
+        }
+        if sub.last_event_id.is_some() {
+            self.metrics.replay_first_byte.observe(began.elapsed());
         }
         Next::Subscribe(NewSubscriber {
             channels: sub.channels,

@@ -45,10 +45,12 @@ pub fn parse_metrics(text: &str) -> Metrics {
             .rsplit_once(' ')
             .unwrap_or_else(|| panic!("bad metrics line {line:?}"));
         let name = key.split('{').next().unwrap_or(key);
-        let value: u64 = value
+        // Counters and gauges are integers; histogram sums are seconds (kept whole here).
+        let value: f64 = value
             .trim()
             .parse()
             .unwrap_or_else(|e| panic!("bad metrics value in {line:?}: {e}"));
+        let value = value as u64;
         *out.entry(name.to_string()).or_default() += value;
     }
     Metrics(out)

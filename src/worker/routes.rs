@@ -64,14 +64,7 @@ pub(super) async fn serve_connection(
         worker.state.borrow_mut().handshakes.end(hs);
         conn.first = false;
         match next {
-            Next::KeepAlive if !worker.is_draining() => {
-                // A proxy's idle upstream connection carries no client until its next request.
-                if conn.side == Side::Public && worker.shared.proxies.contains(socket_peer) {
-                    worker.shared.per_ip.release(conn.peer.key);
-                    conn.peer.key = per_ip::UNCOUNTED;
-                }
-                continue;
-            }
+            Next::KeepAlive if !worker.is_draining() => continue,
             Next::KeepAlive | Next::Close => break,
             Next::Subscribe(sub) => {
                 let key = conn.peer.key;
@@ -107,29 +100,16 @@ async fn serve_one(worker: &Rc<Worker>, conn: &mut Conn, socket_peer: IpAddr) ->
         Err(ReadFail::Gone) => return Next::Close,
         Err(ReadFail::Refuse(e)) => return refuse(worker, conn, &e.into(), &[]).await,
     };
-    // From a trusted proxy, the client is who its forwarding headers say, counted per address
-    // for each request (a proxy may reuse one upstream connection for several clients).
-    if conn.side == Side::Public && worker.shared.proxies.contains(socket_peer) {
-        let client = worker.shared.proxies.client_addr(
+    // From a trusted proxy, the client is who its forwarding headers say, for each request (a
+    // proxy reuses upstream connections for several clients); it is counted per address only
+    // for a stream, the one request that holds a connection (see `open_proxied_stream`).
+    let proxied = conn.side == Side::Public && worker.shared.proxies.contains(socket_peer);
+    if proxied {
+        conn.peer.ip = worker.shared.proxies.client_addr(
             socket_peer,
             &conn.header_values("x-forwarded-for"),
             &conn.header_values("forwarded"),
         );
-        conn.peer.ip = client;
-        let key = per_ip::key(client);
-        if key != conn.peer.key {
-            worker.shared.per_ip.release(conn.peer.key);
-            conn.peer.key = per_ip::UNCOUNTED;
-            if !worker.shared.per_ip.acquire(key) {
-                let cors = worker
-                    .shared
-                    .auth
-                    .cors()
-                    .response_headers(conn.header("origin"));
-                return refuse(worker, conn, &ApiError::TooManyFromAddress, cors.as_slice()).await;
-            }
-            conn.peer.key = key;
-        }
     }
     let keep_alive = head.keep_alive && !worker.is_draining();
     let target = match parse_target(head.target.get(&conn.buf)) {
@@ -156,6 +136,24 @@ async fn serve_one(worker: &Rc<Worker>, conn: &mut Conn, socket_peer: IpAddr) ->
         return Next::Close;
     }
     match route {
+        ("/events/stream", Method::Get) if proxied => {
+            let key = per_ip::key(conn.peer.ip);
+            if !worker.shared.per_ip.acquire(key) {
+                let cors = worker
+                    .shared
+                    .auth
+                    .cors()
+                    .response_headers(conn.header("origin"));
+                return refuse(worker, conn, &ApiError::TooManyFromAddress, cors.as_slice()).await;
+            }
+            conn.peer.key = key;
+            let next = worker.open_stream(conn, &target, false).await;
+            if !matches!(next, Next::Subscribe(_)) {
+                worker.shared.per_ip.release(key);
+                conn.peer.key = per_ip::UNCOUNTED;
+            }
+            next
+        }
         ("/events/stream", Method::Get) => worker.open_stream(conn, &target, false).await,
         (DASHBOARD_EVENTS_PATH, Method::Get) if worker.shared.config.dashboard => {
             worker.open_stream(conn, &target, true).await

@@ -45,7 +45,8 @@ impl Server {
     /// come from the clock: taken after the old process is gone, this server's boot id is above
     /// every id the old one issued, so a client resuming with one of those gets an explicit
     /// `reset` (`previous-run`), never a resume that silently skips events.
-    /// `on_bound` is called with the public address once it is bound, before the wait.
+    /// `on_bound` is called with the public address once the server serves — or, for a
+    /// hand-over, once it is bound, before the wait (the address is taken then).
     pub fn start_after(
         config: Config,
         predecessor: Option<u32>,
@@ -70,7 +71,12 @@ impl Server {
             None => None,
         };
         let admin_addr = admin.as_ref().map(|l| l.local_addr()).transpose()?;
-        on_bound(local_addr);
+        let mut on_bound = Some(on_bound);
+        if predecessor.is_some() {
+            if let Some(f) = on_bound.take() {
+                f(local_addr);
+            }
+        }
         crate::metrics::mark_start();
         let cluster = config
             .cluster
@@ -154,6 +160,9 @@ impl Server {
                     worker::run(index, shared, endpoint, bell, listener, admin_listener)
                 })?;
             threads.push(handle);
+        }
+        if let Some(f) = on_bound.take() {
+            f(local_addr);
         }
         Ok(Server {
             shared,

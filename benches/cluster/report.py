@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Summarise benches/cluster/run.sh's JSON lines: one row per configuration, every run's
+"""Summarise benches/cluster/run.sh's JSON lines (one or more results.jsonl files): one row per configuration, every run's
 figure shown (runs separated by '/'), so the spread between repeats is visible."""
 import json
 import sys
@@ -10,11 +10,12 @@ def fmt(values, f="{:.2f}"):
     return " / ".join(f.format(v) for v in values) if values else "-"
 
 
-def main(path):
+def main(paths):
     rows = OrderedDict()
-    for line in open(path):
-        d = json.loads(line)
-        rows.setdefault(d["label"], []).append(d)
+    for path in paths:
+        for line in open(path):
+            d = json.loads(line)
+            rows.setdefault(d["label"], []).append(d)
     print("## Fanout: latency from schedule and CPU per delivery\n")
     print("| configuration | p50 ms | p99 ms | lost/dup/out-of-order | µs CPU per delivery, processes (sum) | µs per delivery, whole core 0 | per process µs/delivery | background on core 0 |")
     print("|---|---|---|---|---|---|---|---|")
@@ -30,6 +31,8 @@ def main(path):
               f'| {verdict} | {fmt([r.get("server_cpu_us_per_delivery", 0) for r in runs])} '
               f'| {fmt([r.get("server_cpu_us_per_delivery_core", 0) for r in runs])} | {procs} '
               f'| {fmt([100 * (r.get("server_cpus_background_share") or 0) for r in runs], "{:.0f}%")} |')
+    if not any(k.startswith("publish") for k in rows):
+        return
     print("\n## Publish: events/s acknowledged (closed loop)\n")
     print("| configuration | events/s | errors | round trip p50 / p99 ms | µs CPU per event, processes (sum) | µs per event, whole core 0 | share of a core per process |")
     print("|---|---|---|---|---|---|---|")
@@ -52,4 +55,4 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1:])

@@ -11,6 +11,7 @@
 #   (b) the publish rate one log key sustains: `bench publish` (closed loop, C publishers ×
 #       batches of B events) on single-node and on the cluster (publishers on A, then on A+B),
 #       plus `redis-benchmark` pipelining XADD to one key (Redis alone, no pushcore);
+#       and the hop alone: HOP_CONNS (10) subscribers × HOP_EVENTS (300) events at 100/s;
 #   (c) CPU per delivery, from (a).
 # Every configuration runs REPEAT times (default 2), interleaved. Installs redis-server if
 # missing (without starting the system service). Starts everything on free loopback ports,
@@ -20,6 +21,7 @@
 #   SMOKE=1 bash benches/cluster/run.sh     # tiny counts: proves the script end to end
 #   OUT=DIR ...                             # keep every JSON line and log in DIR
 #   NO_BUILD=1 ...                          # use target/release/pushcore as it is
+#   FANOUT_ONLY=1 ...                       # only (a)/(c): more latency repeats, faster
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -32,6 +34,7 @@ else
   BATCHES=${BATCHES:-"1 10 100"}; RB_N=${RB_N:-500000}
 fi
 PUBLISHERS=${PUBLISHERS:-4}
+HOP_CONNS=${HOP_CONNS:-10}; HOP_EVENTS=${HOP_EVENTS:-300}
 
 if ! command -v redis-server >/dev/null; then
   echo "installing redis-server"
@@ -124,6 +127,9 @@ fanout_runs() { # fanout_runs CONFIG PUBPORT PIDS... -- SUBPORTS...
     bench "fanout $config $rate/s" fanout --conns $CONNS --events $EVENTS --rate "$rate" \
       --channel "f$RANDOM" "${subflags[@]}" --pub-url "$(pub "$pub_port")" "${pidflags[@]}"
   done
+  # The hop alone: few subscribers, so the latency is not the 1,000-copy burst.
+  bench "fanout $config $HOP_CONNS subs 100/s" fanout --conns $HOP_CONNS --events $HOP_EVENTS \
+    --rate 100 --channel "h$RANDOM" "${subflags[@]}" --pub-url "$(pub "$pub_port")" "${pidflags[@]}"
 }
 publish_runs() { # publish_runs CONFIG PIDS... -- PUBPORTS...
   local config=$1; shift
@@ -141,7 +147,7 @@ for round in $(seq "$REPEAT"); do
   # Single node.
   start_pushcore single; S_PID=$PC_PID; S_PORT=$PC_PORT
   fanout_runs single "$S_PORT" "$S_PID" -- "$S_PORT"
-  publish_runs single "$S_PID" -- "$S_PORT"
+  [ "${FANOUT_ONLY:-0}" = 1 ] || publish_runs single "$S_PID" -- "$S_PORT"
   stop "$S_PID"
   # Cluster, Redis without persistence, then with AOF (appendfsync everysec).
   for persist in none aof; do
@@ -154,10 +160,12 @@ for round in $(seq "$REPEAT"); do
     start_pushcore "a-$persist-$round" --redis-url "$url"; A_PID=$PC_PID; A_PORT=$PC_PORT
     start_pushcore "b-$persist-$round" --redis-url "$url"; B_PID=$PC_PID; B_PORT=$PC_PORT
     fanout_runs "cluster-$persist" "$A_PORT" "$A_PID" "$B_PID" "$REDIS_PID" -- "$A_PORT" "$B_PORT"
-    publish_runs "cluster-$persist A" "$A_PID" "$B_PID" "$REDIS_PID" -- "$A_PORT"
-    publish_runs "cluster-$persist A+B" "$A_PID" "$B_PID" "$REDIS_PID" -- "$A_PORT" "$B_PORT"
+    if [ "${FANOUT_ONLY:-0}" != 1 ]; then
+      publish_runs "cluster-$persist A" "$A_PID" "$B_PID" "$REDIS_PID" -- "$A_PORT"
+      publish_runs "cluster-$persist A+B" "$A_PID" "$B_PID" "$REDIS_PID" -- "$A_PORT" "$B_PORT"
+    fi
     stop "$A_PID"; stop "$B_PID"
-    if [ $persist = none ]; then
+    if [ $persist = none ] && [ "${FANOUT_ONLY:-0}" != 1 ]; then
       # Redis alone: XADD pipelined to one key (the same MAXLEN ~ trim as the appender).
       for P in 1 16 128; do
         rb=$(taskset -c $BENCH_CPU redis-benchmark -p "$REDIS_PORT" -n "$RB_N" -c 4 -P $P -q \

@@ -66,17 +66,22 @@ stop() { # stop PID (one we started): SIGTERM, wait
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# start_redis NAME [redis-server flags...]: sets REDIS_PID, REDIS_PORT.
+# start_redis NAME [redis-server flags...]: sets REDIS_PID, REDIS_PORT once *our* process
+# answers (a port picked free can be taken meanwhile: then ours exits and another port is tried).
 start_redis() {
   local name=$1; shift
   mkdir -p "$work/$name"
-  REDIS_PORT=$(free_port)
-  taskset -c $SERVER_CPU redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$work/$name" \
-    --save '' --daemonize no --logfile "$work/$name/redis.log" "$@" &
-  REDIS_PID=$!; pids+=("$REDIS_PID")
-  for _ in $(seq 200); do
-    redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && return
-    sleep 0.05
+  for _attempt in 1 2 3 4; do
+    REDIS_PORT=$(free_port)
+    taskset -c $SERVER_CPU redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$work/$name" \
+      --save '' --daemonize no --logfile "$work/$name/redis.log" "$@" &
+    REDIS_PID=$!; pids+=("$REDIS_PID")
+    for _ in $(seq 200); do
+      kill -0 "$REDIS_PID" 2>/dev/null || break
+      redis-cli -p "$REDIS_PORT" info server 2>/dev/null | grep -q "process_id:$REDIS_PID" && return
+      sleep 0.05
+    done
+    stop "$REDIS_PID"
   done
   echo "redis-server did not start"; cat "$work/$name/redis.log"; exit 1
 }

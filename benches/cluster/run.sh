@@ -22,6 +22,7 @@
 #   OUT=DIR ...                             # keep every JSON line and log in DIR
 #   NO_BUILD=1 ...                          # use target/release/pushcore as it is
 #   FANOUT_ONLY=1 ...                       # only (a)/(c): more latency repeats, faster
+#   REDIS_CPU=1 ...                         # Redis on the generator's CPU, not the instances' 
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -51,6 +52,9 @@ fi
 bin="$root/target/release/pushcore"
 cores=$(nproc)
 SERVER_CPU=0; BENCH_CPU=$(( cores > 1 ? 1 : 0 ))
+# REDIS_CPU=1: Redis beside the generator instead of beside the instances (then whole-core
+# figures of CPU 0 cover the instances only).
+REDIS_CPU=${REDIS_CPU:-$SERVER_CPU}
 [ "$SERVER_CPU" = "$BENCH_CPU" ] && echo "warning: one CPU only: whole-core figures include the generator" >&2
 
 pids=()
@@ -73,7 +77,7 @@ start_redis() {
   mkdir -p "$work/$name"
   for _attempt in 1 2 3 4; do
     REDIS_PORT=$(free_port)
-    taskset -c $SERVER_CPU redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$work/$name" \
+    taskset -c "$REDIS_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$work/$name" \
       --save '' --daemonize no --logfile "$work/$name/redis.log" "$@" &
     REDIS_PID=$!; pids+=("$REDIS_PID")
     for _ in $(seq 200); do

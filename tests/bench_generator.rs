@@ -90,10 +90,32 @@ struct Server {
     port: u16,
     shared: Arc<Shared>,
     acceptor: Option<JoinHandle<()>>,
+    /// Connections this server accepted (subscribers and publishers).
+    accepted: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Server {
     fn start(script: Script) -> Server {
+        Server::start_with(
+            script,
+            Arc::new(Shared {
+                seen: Mutex::new(Seen::default()),
+                published: Condvar::new(),
+                stop: AtomicBool::new(false),
+            }),
+        )
+    }
+
+    /// Another instance of `other`'s cluster: it streams what was published on either.
+    fn joining(script: Script, other: &Server) -> Server {
+        Server::start_with(script, Arc::clone(&other.shared))
+    }
+
+    fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    fn start_with(script: Script, shared: Arc<Shared>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
         let port = listener
             .local_addr()
@@ -102,16 +124,14 @@ impl Server {
         listener
             .set_nonblocking(true)
             .unwrap_or_else(|e| panic!("nonblocking: {e}"));
-        let shared = Arc::new(Shared {
-            seen: Mutex::new(Seen::default()),
-            published: Condvar::new(),
-            stop: AtomicBool::new(false),
-        });
         let s = Arc::clone(&shared);
+        let accepted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = Arc::clone(&accepted);
         let acceptor = std::thread::spawn(move || {
             while !s.stop.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((conn, _)) => {
+                        count.fetch_add(1, Ordering::Relaxed);
                         let (s, script) = (Arc::clone(&s), script.clone());
                         std::thread::spawn(move || serve(conn, &script, &s));
                     }
@@ -123,6 +143,7 @@ impl Server {
             port,
             shared,
             acceptor: Some(acceptor),
+            accepted,
         }
     }
 
@@ -397,10 +418,25 @@ struct Run {
 
 /// Run `pushcore bench <args>` against `server`; the run must end by itself within 60 s.
 fn bench(server: &Server, scenario: &str, args: &[&str]) -> Run {
-    let sub = format!("http://127.0.0.1:{}/sub?ch={{channel}}", server.port);
-    let publish = format!("http://127.0.0.1:{}/pub/{{channel}}", server.port);
+    bench_on(&[server], server, scenario, args)
+}
+
+/// Run `pushcore bench <args>` with one `--sub-url` per server of `subs`, publishing to
+/// `publisher`.
+fn bench_on(subs: &[&Server], publisher: &Server, scenario: &str, args: &[&str]) -> Run {
+    let mut urls = Vec::new();
+    for server in subs {
+        urls.push("--sub-url".to_string());
+        urls.push(format!(
+            "http://127.0.0.1:{}/sub?ch={{channel}}",
+            server.port
+        ));
+    }
+    let publish = format!("http://127.0.0.1:{}/pub/{{channel}}", publisher.port);
     let mut child = Command::new(env!("CARGO_BIN_EXE_pushcore"))
-        .args(["bench", scenario, "--sub-url", &sub, "--pub-url", &publish])
+        .args(["bench", scenario])
+        .args(&urls)
+        .args(["--pub-url", &publish])
         .args(["--pub-body", "{payload}", "--channel", "t"])
         .args(args)
         .stdout(Stdio::piped())
@@ -1047,4 +1083,99 @@ fn too_many_connections_for_one_process_ask_for_procs() {
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn a_cluster_spreads_subscribers_and_keeps_verdicts_across_instances() {
+    // Two instances of one cluster: each streams what was published on either, same ids.
+    let a = Server::start(script(Order::Live(Resume::Honest)));
+    let b = Server::joining(script(Order::Live(Resume::Honest)), &a);
+    let fanout = [
+        "--conns",
+        "6",
+        "--events",
+        "5",
+        "--rate",
+        "200",
+        "--timeout",
+    ];
+    let run = bench_on(&[&a, &b], &a, "fanout", &[&fanout[..], &["20"]].concat());
+    let verdict = [
+        "expected",
+        "delivered",
+        "lost",
+        "duplicates",
+        "out_of_order",
+        "passed",
+    ];
+    assert_eq!(
+        pick(&run.json, &verdict),
+        json!({"expected": 30, "delivered": 30, "lost": 0, "duplicates": 0, "out_of_order": 0, "passed": true}),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.code, Some(0));
+    // Round-robin: three subscribers on each; the publisher's connection on A.
+    assert_eq!((a.accepted(), b.accepted()), (4, 3));
+
+    // An instance that drops an event fails the run: its three subscribers lose it.
+    let a = Server::start(script(Order::Live(Resume::Honest)));
+    let b = Server::joining(script(seqs(&[0, 1, 2, 4])), &a);
+    let run = bench_on(&[&a, &b], &a, "fanout", &[&fanout[..], &["4"]].concat());
+    assert_eq!(
+        pick(&run.json, &verdict),
+        json!({"expected": 30, "delivered": 27, "lost": 3, "duplicates": 0, "out_of_order": 0, "passed": false}),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.code, Some(1));
+
+    // Replay: cut from A, resumed on B.
+    let a = Server::start(script(Order::Live(Resume::Honest)));
+    let b = Server::joining(script(Order::Live(Resume::Honest)), &a);
+    let run = bench_on(&[&a, &b], &a, "replay", &REPLAY);
+    assert_eq!(
+        pick(&run.json, &["received", "reset", "passed", "resumed_from"]),
+        json!({"received": [2, 3, 4], "reset": false, "passed": true, "resumed_from": "e1"}),
+        "{}",
+        run.stderr
+    );
+    // A: the first subscription and the publisher; B: the resumed one.
+    assert_eq!((a.accepted(), b.accepted()), (2, 1));
+}
+
+#[test]
+fn publish_counts_acknowledged_events_in_batches() {
+    let a = Server::start(script(Order::Live(Resume::Honest)));
+    let args = [
+        "--concurrency",
+        "2",
+        "--batch",
+        "10",
+        "--duration",
+        "1",
+        "--timeout",
+        "10",
+    ];
+    let run = bench(&a, "publish", &args);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let events = run.json["events"].as_u64().unwrap_or(0);
+    assert!(events > 0 && events.is_multiple_of(10), "{}", run.last_line);
+    assert_eq!(
+        pick(&run.json, &["errors", "batch", "publishers", "passed"]),
+        json!({"errors": 0, "batch": 10, "publishers": 2, "passed": true})
+    );
+    // Two keep-alive publishers: two connections; every request carried 10 events (the server
+    // keeps the first sequence number of each body, so it saw one per 10 acknowledged).
+    assert_eq!(a.accepted(), 2);
+    let requests = a.shared.seen.lock().map(|s| s.published.len()).unwrap_or(0) as u64;
+    assert_eq!(requests * 10, events);
+    for bad in [
+        &["--batch", "0"][..],
+        &["--batch", "1001"][..],
+        &["--concurrency", "0"][..],
+    ] {
+        let run = bench(&a, "publish", bad);
+        assert_eq!(run.code, Some(2), "{bad:?}: {}", run.stderr);
+    }
 }

@@ -43,6 +43,13 @@ impl ApiError {
         retry_after_secs: 1,
     });
 
+    /// Cluster mode: the event log (Redis) did not take the events in time (503 with
+    /// `Retry-After: 1`); nothing was acknowledged.
+    pub const LOG_UNAVAILABLE: ApiError = ApiError::Http(HttpError::ServiceUnavailable {
+        message: "Event log unavailable: try again shortly",
+        retry_after_secs: 1,
+    });
+
     /// A request body that is not what the route takes (400, naming the reason).
     pub fn bad_body(reason: impl Into<String>) -> ApiError {
         ApiError::Http(HttpError::BadBody(reason.into()))

@@ -155,10 +155,11 @@ pub fn busy_micros(cpus: &BTreeSet<usize>) -> Result<u64, String> {
     Ok(ticks * 1_000_000 / TICKS_PER_SEC)
 }
 
-/// How the server is measured: its process (if `--pid`) and its CPUs (if known).
+/// How the server is measured: its processes (`--pid`, repeatable: one per instance of a
+/// cluster, and its Redis) and its CPUs (if known).
 #[derive(Clone, Debug, Default)]
 pub struct ServerMeter {
-    pub pid: Option<u32>,
+    pub pids: Vec<u32>,
     pub cpus: Option<BTreeSet<usize>>,
     /// Why the CPUs are not known or why they are suspect, for the summary.
     pub note: Option<String>,
@@ -174,14 +175,31 @@ const BACKGROUND_WINDOW: std::time::Duration = std::time::Duration::from_millis(
 pub const BACKGROUND_WARN_SHARE: f64 = 0.05;
 
 /// One reading of a [`ServerMeter`].
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ServerSample {
+    /// All `--pid` processes together (CPU and RSS summed); `None` if none could be read.
     pub process: Option<ProcSample>,
+    /// Each `--pid` process, in the order given; `None` where it could not be read.
+    pub processes: Vec<(u32, Option<ProcSample>)>,
     pub core_busy_micros: Option<u64>,
+    /// When the sample was taken (for CPU shares).
+    pub at: Option<std::time::Instant>,
+}
+
+/// What one `--pid` process cost over a window.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProcessCost {
+    pub pid: u32,
+    /// Its command name (/proc/PID/comm), e.g. `pushcore` or `redis-server`.
+    pub name: String,
+    pub cpu_micros: Option<u64>,
+    /// Its CPU time over the window's wall time: 1.0 is one core kept busy.
+    pub cores: Option<f64>,
+    pub rss_bytes: Option<u64>,
 }
 
 /// What the server cost over a window.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ServerCost {
     /// CPU time billed to the server's process.
     pub process_micros: Option<u64>,
@@ -190,6 +208,8 @@ pub struct ServerCost {
     pub core_micros: Option<u64>,
     /// Resident memory at the end of the window.
     pub rss_bytes: Option<u64>,
+    /// Each `--pid` process (empty with a single one: `process_micros` is that process).
+    pub processes: Vec<ProcessCost>,
 }
 
 impl ServerMeter {
@@ -197,23 +217,38 @@ impl ServerMeter {
     /// are where the generator runs: sharing a CPU with them makes whole-core figures include
     /// the generator, which is said in [`ServerMeter::note`].
     pub fn new(
-        pid: Option<u32>,
+        pids: &[u32],
         server_cpus: Option<&str>,
         generator_cpus: &BTreeSet<usize>,
     ) -> Result<ServerMeter, String> {
         let mut meter = ServerMeter {
-            pid,
+            pids: pids.to_vec(),
             ..ServerMeter::default()
         };
-        match (server_cpus, pid) {
-            (Some(list), _) => {
+        for &pid in pids {
+            if sample_process(pid).is_none() {
+                return Err(format!(
+                    "--pid {pid}: no such process (or /proc/{pid} unreadable)"
+                ));
+            }
+        }
+        match server_cpus {
+            Some(list) => {
                 meter.cpus = Some(parse_cpu_list(list).map_err(|e| format!("--server-cpus: {e}"))?);
             }
-            (None, Some(pid)) => match process_cpus(pid) {
-                Ok(cpus) => meter.cpus = Some(cpus),
-                Err(e) => meter.note = Some(format!("server CPUs unknown ({e})")),
-            },
-            (None, None) => {}
+            None if !pids.is_empty() => {
+                let mut union = BTreeSet::new();
+                for &pid in pids {
+                    match process_cpus(pid) {
+                        Ok(cpus) => union.extend(cpus),
+                        Err(e) => meter.note = Some(format!("server CPUs unknown ({e})")),
+                    }
+                }
+                if meter.note.is_none() {
+                    meter.cpus = Some(union);
+                }
+            }
+            None => {}
         }
         if let Some(cpus) = &meter.cpus {
             let t0 = std::time::Instant::now();
@@ -241,9 +276,19 @@ impl ServerMeter {
     }
 
     pub fn sample(&self) -> ServerSample {
+        let processes: Vec<_> = self.pids.iter().map(|&p| (p, sample_process(p))).collect();
+        let process = processes
+            .iter()
+            .filter_map(|(_, s)| *s)
+            .reduce(|a, b| ProcSample {
+                cpu_micros: a.cpu_micros + b.cpu_micros,
+                rss_bytes: a.rss_bytes + b.rss_bytes,
+            });
         ServerSample {
-            process: self.pid.and_then(sample_process),
+            process,
+            processes,
             core_busy_micros: self.cpus.as_ref().and_then(|c| busy_micros(c).ok()),
+            at: Some(std::time::Instant::now()),
         }
     }
 
@@ -266,8 +311,49 @@ impl ServerSample {
                 _ => None,
             },
             rss_bytes: after.process.map(|p| p.rss_bytes),
+            processes: self.process_costs(after),
         }
     }
+
+    /// Per-process costs, when there are several processes.
+    fn process_costs(&self, after: &ServerSample) -> Vec<ProcessCost> {
+        if after.processes.len() < 2 {
+            return Vec::new();
+        }
+        let wall = match (self.at, after.at) {
+            (Some(b), Some(a)) => Some(a.duration_since(b).as_micros().max(1) as f64),
+            _ => None,
+        };
+        after
+            .processes
+            .iter()
+            .map(|&(pid, a)| {
+                let b = self
+                    .processes
+                    .iter()
+                    .find(|(p, _)| *p == pid)
+                    .and_then(|(_, s)| *s);
+                let cpu_micros = match (b, a) {
+                    (Some(b), Some(a)) => Some(a.cpu_micros.saturating_sub(b.cpu_micros)),
+                    _ => None,
+                };
+                ProcessCost {
+                    pid,
+                    name: process_name(pid),
+                    cpu_micros,
+                    cores: cpu_micros.zip(wall).map(|(c, w)| c as f64 / w),
+                    rss_bytes: a.map(|a| a.rss_bytes),
+                }
+            })
+            .collect()
+    }
+}
+
+/// A process's command name from /proc/PID/comm (`?` if it cannot be read).
+pub fn process_name(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "?".into())
 }
 
 impl ServerCost {
@@ -286,10 +372,27 @@ impl ServerCost {
         let (process, core) = self.per(per);
         let mut parts = Vec::new();
         if let Some(p) = process {
-            parts.push(format!("{p:.2} µs CPU per {unit} (process)"));
+            let whose = if self.processes.is_empty() {
+                "process"
+            } else {
+                "all --pid processes"
+            };
+            parts.push(format!("{p:.2} µs CPU per {unit} ({whose})"));
         }
         if let (Some(c), Some(cpus)) = (core, cpus) {
             parts.push(format!("{c:.2} µs per {unit} (whole cores {cpus:?})"));
+        }
+        let d = per.max(1) as f64;
+        for p in &self.processes {
+            if let (Some(m), Some(cores)) = (p.cpu_micros, p.cores) {
+                parts.push(format!(
+                    "{} {}: {:.2} µs per {unit}, {:.0}% of a core",
+                    p.name,
+                    p.pid,
+                    m as f64 / d,
+                    cores * 100.0
+                ));
+            }
         }
         (!parts.is_empty()).then(|| format!("server: {}", parts.join(", ")))
     }
@@ -308,6 +411,20 @@ impl ServerCost {
         }
         if let Some(m) = self.core_micros {
             summary["server_core_busy_us"] = serde_json::json!(m);
+        }
+        if !self.processes.is_empty() {
+            let d = per.max(1) as f64;
+            summary["server_processes"] = self
+                .processes
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "pid": p.pid, "name": p.name, "cpu_us": p.cpu_micros,
+                        "cores": p.cores, "rss": p.rss_bytes,
+                        key: p.cpu_micros.map(|m| m as f64 / d),
+                    })
+                })
+                .collect();
         }
     }
 }
@@ -517,6 +634,7 @@ ctxt 1234
                 rss_bytes: 1,
             }),
             core_busy_micros: Some(10_000),
+            ..ServerSample::default()
         };
         let after = ServerSample {
             process: Some(ProcSample {
@@ -524,6 +642,7 @@ ctxt 1234
                 rss_bytes: 2,
             }),
             core_busy_micros: Some(30_000),
+            ..ServerSample::default()
         };
         let cost = before.cost_until(&after);
         assert_eq!(cost.per(1000), (Some(4.0), Some(20.0)));
@@ -534,6 +653,62 @@ ctxt 1234
         let none = ServerSample::default().cost_until(&after);
         assert_eq!(none.per(1), (None, None));
         assert!(none.describe(1, "delivery", None).is_none());
+    }
+
+    #[test]
+    fn several_processes_are_summed_and_reported_each() {
+        let t0 = std::time::Instant::now();
+        let at = |ms| Some(t0 + std::time::Duration::from_millis(ms));
+        let s = |cpu_micros, rss_bytes| {
+            Some(ProcSample {
+                cpu_micros,
+                rss_bytes,
+            })
+        };
+        let before = ServerSample {
+            process: s(3_000, 30),
+            processes: vec![(1, s(1_000, 10)), (2, s(2_000, 20))],
+            core_busy_micros: None,
+            at: at(0),
+        };
+        let after = ServerSample {
+            process: s(13_000, 31),
+            processes: vec![(1, s(3_000, 11)), (2, s(10_000, 20))],
+            core_busy_micros: None,
+            at: at(100),
+        };
+        let cost = before.cost_until(&after);
+        assert_eq!(cost.process_micros, Some(10_000));
+        assert_eq!(cost.processes.len(), 2);
+        let second = cost
+            .processes
+            .get(1)
+            .map(|p| (p.pid, p.cpu_micros, p.cores));
+        assert_eq!(second, Some((2, Some(8_000), Some(0.08))));
+        let mut summary = serde_json::json!({});
+        cost.add_to(&mut summary, "us_per_delivery", 1000);
+        assert_eq!(summary["us_per_delivery"], 10.0);
+        assert_eq!(summary["server_processes"][0]["us_per_delivery"], 2.0);
+        assert_eq!(summary["server_processes"][1]["cpu_us"], 8_000);
+        let line = cost.describe(1000, "delivery", None).unwrap_or_default();
+        assert!(
+            line.contains("8.00 µs per delivery, 8% of a core"),
+            "{line}"
+        );
+        // A process that vanished is reported without figures, not as zero.
+        let gone = ServerSample {
+            processes: vec![(1, s(4_000, 11)), (2, None)],
+            at: at(200),
+            ..ServerSample::default()
+        };
+        let cost = after.cost_until(&gone);
+        assert_eq!(cost.processes.get(1).map(|p| p.cpu_micros), Some(None));
+    }
+
+    #[test]
+    fn a_missing_pid_is_refused() {
+        let gone = u32::MAX - 1;
+        assert!(ServerMeter::new(&[gone], None, &BTreeSet::new()).is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod stats;
 pub mod storm;
 pub mod subscribers;
 pub mod target;
+pub mod throughput;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -56,6 +57,9 @@ pub enum Scenario {
     /// N subscribers receive K events, all disconnect, J are published, all reconnect with
     /// Last-Event-ID: time until all are resumed, time to first replayed event, CPU per resume.
     Storm(Common),
+    /// C publishers post batches of B events as fast as acknowledged for D seconds: events/s
+    /// sustained, round trips, CPU per event of every --pid process (instances, Redis).
+    Publish(Common),
 }
 
 impl Scenario {
@@ -66,6 +70,7 @@ impl Scenario {
             Scenario::Replay(c) => (c, "replay"),
             Scenario::Churn(c) => (c, "churn"),
             Scenario::Storm(c) => (c, "storm"),
+            Scenario::Publish(c) => (c, "publish"),
         }
     }
 }
@@ -86,9 +91,10 @@ pub struct Common {
     #[arg(long = "payload-bytes", default_value_t = 64)]
     pub payload_bytes: usize,
     /// PID of the server, to report its CPU time and memory (and, without --server-cpus, the
-    /// CPUs it may run on, from its threads' affinity).
-    #[arg(long)]
-    pub pid: Option<u32>,
+    /// CPUs it may run on, from its threads' affinity). Repeatable for a cluster (each
+    /// instance, and Redis): the figures are their sum, and each process is reported too.
+    #[arg(long, action = clap::ArgAction::Append)]
+    pub pid: Vec<u32>,
     /// The server's CPUs (e.g. 0 or 0-1): charge it with all their busy time from /proc/stat
     /// (user, nice, system, irq, softirq, steal), kernel work on its behalf included.
     #[arg(long = "server-cpus", value_name = "LIST")]
@@ -103,18 +109,26 @@ pub struct Common {
     /// No progress bar (it is drawn only when stderr is a terminal anyway).
     #[arg(long, short)]
     pub quiet: bool,
-    /// Subscribe URL; `{channel}` is replaced.
+    /// Subscribe URL; `{channel}` is replaced. Repeatable: idle and fanout spread their
+    /// subscribers round-robin over the URLs (subscriber i uses URL i mod n; e.g. one per
+    /// instance of a cluster); replay resumes on the second URL; churn and storm use the first.
     #[arg(
         long = "sub-url",
+        action = clap::ArgAction::Append,
         default_value = "http://127.0.0.1:8080/events/stream?channels={channel}"
     )]
-    pub sub_url: String,
-    /// Publish URL; `{channel}` is replaced.
+    pub sub_url: Vec<String>,
+    /// Publish URL (any instance of a cluster); `{channel}` is replaced. Repeatable for
+    /// publish (its publishers spread round-robin); the other scenarios use the first.
     #[arg(
         long = "pub-url",
+        action = clap::ArgAction::Append,
         default_value = "http://127.0.0.1:8080/events/publish"
     )]
-    pub pub_url: String,
+    pub pub_url: Vec<String>,
+    /// Publish: events per publish request (a JSON array when above 1; at most 1000).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
     /// Publish body; `{channel}` and `{payload}` (a JSON object) are replaced.
     #[arg(
         long = "pub-body",
@@ -158,10 +172,10 @@ pub struct Common {
     /// Replay: how the resume id is sent: header, lastEventId, last_event_id or lastEventID.
     #[arg(long = "resume-with", default_value = "header")]
     pub resume_with: String,
-    /// Churn: connections open at once.
+    /// Churn: connections open at once; publish: publishers at once.
     #[arg(long, default_value_t = 50)]
     pub concurrency: usize,
-    /// Churn: seconds to run.
+    /// Churn, publish: seconds to run.
     #[arg(long = "duration", default_value_t = 5)]
     pub duration_secs: u64,
 }
@@ -188,7 +202,7 @@ pub fn run(args: BenchArgs) -> i32 {
     }
     if let Some(slice) = c.proc_slice {
         let _ = crate::sys::raise_nofile_limit();
-        return match sub_url(c) {
+        return match sub_urls(c) {
             Ok(url) => {
                 let events = (name == "fanout").then_some(c.events);
                 let timeout = Duration::from_secs(c.timeout_secs + 10);
@@ -210,6 +224,7 @@ pub fn run(args: BenchArgs) -> i32 {
             Scenario::Replay(c) => replay(c),
             Scenario::Churn(c) => churn(c),
             Scenario::Storm(c) => storm::storm(c),
+            Scenario::Publish(c) => throughput::publish(c),
         }?;
         Ok((outcome, format))
     });
@@ -251,7 +266,7 @@ fn check(c: &Common, name: &str) -> Result<Option<report::Format>, String> {
     let sockets = match name {
         "idle" | "fanout" => c.conns.div_ceil(c.procs) as u64,
         "storm" => c.conns as u64,
-        "churn" => c.concurrency as u64,
+        "churn" | "publish" => c.concurrency as u64,
         _ => 2,
     };
     if sockets + SPARE_FDS > limit {
@@ -263,17 +278,39 @@ fn check(c: &Common, name: &str) -> Result<Option<report::Format>, String> {
     Ok(format)
 }
 
+/// The first `--sub-url`.
 fn sub_url(c: &Common) -> Result<HttpUrl, String> {
-    parse_url(&fill(&c.sub_url, "channel", &c.channel))
+    sub_urls(c)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| "--sub-url: expected at least one URL".into())
 }
 
+/// Every `--sub-url`, in order.
+fn sub_urls(c: &Common) -> Result<Vec<HttpUrl>, String> {
+    let urls = c
+        .sub_url
+        .iter()
+        .map(|u| parse_url(&fill(u, "channel", &c.channel)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if urls.is_empty() {
+        return Err("--sub-url: expected at least one URL".into());
+    }
+    Ok(urls)
+}
+
+/// The first `--pub-url`.
 fn pub_url(c: &Common) -> Result<HttpUrl, String> {
-    parse_url(&fill(&c.pub_url, "channel", &c.channel))
+    let first = c
+        .pub_url
+        .first()
+        .ok_or("--pub-url: expected at least one URL")?;
+    parse_url(&fill(first, "channel", &c.channel))
 }
 
-fn plan(c: &Common, url: HttpUrl, events: Option<u64>) -> Plan {
+fn plan(c: &Common, urls: Vec<HttpUrl>, events: Option<u64>) -> Plan {
     Plan {
-        url,
+        urls,
         events,
         threads: c.threads.max(1),
         cpu: c.cpu,
@@ -285,7 +322,7 @@ fn plan(c: &Common, url: HttpUrl, events: Option<u64>) -> Plan {
 /// Start the subscribers: in this process, or over `--procs` children.
 fn start_subscribers(
     c: &Common,
-    url: HttpUrl,
+    url: Vec<HttpUrl>,
     events: Option<u64>,
     progress: &Arc<Progress>,
 ) -> Result<Subscribers, String> {
@@ -322,7 +359,7 @@ fn generator_cpus(c: &Common) -> std::collections::BTreeSet<usize> {
 
 /// How this run measures the server; warns (stderr) when whole-core figures would be suspect.
 fn server_meter(c: &Common) -> Result<ServerMeter, String> {
-    let meter = ServerMeter::new(c.pid, c.server_cpus.as_deref(), &generator_cpus(c))?;
+    let meter = ServerMeter::new(&c.pid, c.server_cpus.as_deref(), &generator_cpus(c))?;
     if let Some(note) = &meter.note {
         eprintln!("pushcore bench: note: {note}");
     }
@@ -389,7 +426,7 @@ fn say(lines: &mut Vec<String>, line: String) {
 }
 
 fn idle(c: &Common) -> Result<Outcome, String> {
-    let url = sub_url(c)?;
+    let url = sub_urls(c)?;
     let deadline = Instant::now() + Duration::from_secs(c.timeout_secs);
     let meter = Meter::new(c.quiet);
     let server = server_meter(c)?;
@@ -523,7 +560,7 @@ fn kernel_memory(
 }
 
 fn fanout(c: &Common) -> Result<Outcome, String> {
-    let url = sub_url(c)?;
+    let url = sub_urls(c)?;
     let publish_url = pub_url(c)?;
     let deadline = Instant::now() + Duration::from_secs(c.timeout_secs);
     let meter = Meter::new(c.quiet);
@@ -805,7 +842,10 @@ fn subscribe_blocking(
 }
 
 fn replay(c: &Common) -> Result<Outcome, String> {
+    let urls = sub_urls(c)?;
     let url = sub_url(c)?;
+    // With several --sub-url, the resume goes to the second (another instance of a cluster).
+    let again = urls.get(1).cloned().unwrap_or_else(|| url.clone());
     let publish_url = pub_url(c)?;
     let param = match c.resume_with.as_str() {
         "header" => None,
@@ -856,17 +896,17 @@ fn replay(c: &Common) -> Result<Outcome, String> {
         drop(first);
         publish(k..k + j)?;
         let resume_url = match param {
-            None => url.clone(),
+            None => again.clone(),
             Some(p) => {
-                let sep = if url.path.contains('?') { '&' } else { '?' };
+                let sep = if again.path.contains('?') { '&' } else { '?' };
                 HttpUrl {
-                    path: format!("{}{sep}{p}={id}", url.path),
-                    ..url.clone()
+                    path: format!("{}{sep}{p}={id}", again.path),
+                    ..again.clone()
                 }
             }
         };
         let header = param.is_none().then_some(id.as_str());
-        let mut second = subscribe_blocking(&url, &resume_url, header)?;
+        let mut second = subscribe_blocking(&again, &resume_url, header)?;
         Ok(read_blocking(&mut second, j, deadline))
     })();
     let (events, error) = match steps {
@@ -886,7 +926,9 @@ fn replay(c: &Common) -> Result<Outcome, String> {
     say(
         &mut lines,
         format!(
-            "replay: received {k} before disconnecting, resumed from {} via {}: got {seqs:?} of {expected:?}{}{} → {}",
+            "replay: received {k} before disconnecting from {}, resumed on {} from {} via {}: got {seqs:?} of {expected:?}{}{} → {}",
+            url.host,
+            again.host,
             last_id.as_deref().unwrap_or("(none)"),
             c.resume_with,
             if reset { " after a reset event" } else { "" },

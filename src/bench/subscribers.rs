@@ -84,7 +84,8 @@ impl Received {
 /// How each generator thread connects and reads.
 #[derive(Clone, Debug)]
 pub struct Plan {
-    pub url: HttpUrl,
+    /// Where subscriber i connects: `urls[i % urls.len()]` (several instances of a cluster).
+    pub urls: Vec<HttpUrl>,
     /// Numbered events each subscriber expects (fanout), or none (idle).
     pub events: Option<u64>,
     pub threads: usize,
@@ -219,8 +220,12 @@ async fn read_all(
             settled.set(settled.get() + 1);
             shared.borrow_mut().error(e);
         };
-        let source = source_addr(i, plan.spread, &plan.url.addr);
-        let socket = connect(plan.url.addr, source, Duration::from_secs(5))
+        let Some(url) = plan.urls.get(i % plan.urls.len().max(1)) else {
+            refuse("no subscribe URL".into());
+            continue;
+        };
+        let source = source_addr(i, plan.spread, &url.addr);
+        let socket = connect(url.addr, source, Duration::from_secs(5))
             .and_then(|s| {
                 s.set_nonblocking(true)?;
                 Ok(s)
@@ -233,7 +238,7 @@ async fn read_all(
                 continue;
             }
         };
-        let request = subscribe_request(&plan.url, None);
+        let request = subscribe_request(url, None);
         let tally = tallies.get(k).cloned();
         let (progress, shared) = (Arc::clone(&progress), Rc::clone(&shared));
         let (done, settled, delivered) =

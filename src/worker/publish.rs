@@ -102,6 +102,7 @@ impl Worker {
                 self.metrics.publish_sequenced.observe(submitted.elapsed());
                 Ok((ids, published.batch))
             }
+            Ok(_) | Err(Busy) if self.shared.cluster => Err(ApiError::LOG_UNAVAILABLE),
             Ok(_) | Err(Busy) => Err(ApiError::BUSY),
         }
     }

@@ -138,7 +138,9 @@ impl Worker {
             } else {
                 (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % (spread + 1)
             };
-            now.saturating_add(secs - jitter)
+            // The sweep compares whole unix seconds: one more keeps a stream from ending up to
+            // a second early.
+            now.saturating_add(secs - jitter).saturating_add(1)
         });
         // An expiry past 2106 is treated as never.
         let fits = |t: u64| u32::try_from(t).ok();

@@ -32,6 +32,17 @@
 //!    (merged by id across its channels) into one `writev` of shared buffers, so broadcast
 //!    writes never copy, then gives the stream back to its slot and ends.
 //!
+//! ## On to another host (cluster mode)
+//! With `--redis-url` the sequencer is not worker 0 but the shared log, a Redis stream
+//! ([`cluster`]): the bus is built with an external sequencer ([`bus::Topology::External`]) and
+//! [`cluster::sequencer`] drives its hub. A publish goes from the worker to the intake thread,
+//! to the appender (one pipelined `MULTI`/`XADD…`/`EXEC`), and is answered 200 only after Redis
+//! acknowledged it, with the entry ids as event ids. Every instance's tailer thread follows the
+//! stream with `XREAD BLOCK` from its last id, frames each entry once ([`bus::Framer`]) and
+//! pushes it to its workers exactly as the in-process sequencer would: the same ids and bytes
+//! on every host, so a client resumes with one `Last-Event-ID` anywhere (older than local
+//! history: read back from the log; ahead of this host: held until it catches up).
+//!
 //! ## Who owns a subscriber's socket
 //! `worker/slots.rs`: the `TcpStream` is in its slot while idle (`Writer::Idle`) or in its
 //! writer task while a write is in flight (`Writer::Busy`, or `Writer::Closing` when it must
@@ -53,9 +64,11 @@
 //! timer.
 //!
 //! ## Layers (dependencies point one way)
-//! [`sys`] ← [`http`], [`sse`] ← [`channel`] ← [`bus`] ← [`api`] ← [`worker`] ← [`server`];
+//! [`sys`] ← [`http`], [`sse`] ← [`channel`] ← [`bus`] ← [`cluster`], [`api`] ← [`worker`] ←
+//! [`server`];
 //! [`config`] → [`limits`] (the configuration resolved once into what workers compare
-//! against); [`auth`] and [`per_ip`] are leaves the edge consults.
+//! against); [`auth`] and [`per_ip`] are leaves the edge consults; [`web`] holds the browser
+//! client and the dashboard, [`ops`] the logs and the one-owner check.
 #![warn(missing_debug_implementations)]
 // Unsafe code lives in `sys` alone, each block with its SAFETY proof.
 #![deny(unsafe_code)]

@@ -6,9 +6,9 @@
 //! callback (tailer), which the server adapts to its rings and doorbells.
 
 //!
-//! - [`appender`]: publish batches → pipelined `XADD`s, answered in bounded time;
-//! - [`tailer`]: backfill, then `XREAD BLOCK` from the last id, into a sink;
-//! - [`reader`]: range reads for resumes older than an instance's history.
+//! - `appender.rs`: publish batches → pipelined `XADD`s, answered in bounded time;
+//! - `tailer.rs`: backfill, then `XREAD BLOCK` from the last id, into a sink;
+//! - `reader.rs`: range reads for resumes older than an instance's history.
 
 mod appender;
 mod reader;

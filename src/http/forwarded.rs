@@ -215,6 +215,11 @@ impl TrustedProxies {
 
 /// Comma-separated list members (a comma inside a quoted string does not split).
 fn split_list(line: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+    split_unquoted(line, b',').into_iter()
+}
+
+/// `line` split at every `sep` outside a quoted string (with `\` escapes inside it).
+fn split_unquoted(line: &[u8], sep: u8) -> Vec<&[u8]> {
     let mut parts = Vec::new();
     let mut start = 0;
     let mut quoted = false;
@@ -226,13 +231,13 @@ fn split_list(line: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
             escaped = true;
         } else if b == b'"' {
             quoted = !quoted;
-        } else if b == b',' && !quoted {
-            parts.push(&line[start..i]);
+        } else if b == sep && !quoted {
+            parts.push(line.get(start..i).unwrap_or_default());
             start = i + 1;
         }
     }
-    parts.push(&line[start..]);
-    parts.into_iter()
+    parts.push(line.get(start..).unwrap_or_default());
+    parts
 }
 
 fn trim_ows(mut s: &[u8]) -> &[u8] {
@@ -300,24 +305,7 @@ pub fn parse_forwarded_element(element: &[u8]) -> Option<IpAddr> {
 
 /// `;`-separated parameters (a `;` inside a quoted string does not split).
 fn split_params(element: &[u8]) -> Vec<&[u8]> {
-    let mut parts = Vec::new();
-    let mut start = 0;
-    let mut quoted = false;
-    let mut escaped = false;
-    for (i, &b) in element.iter().enumerate() {
-        if escaped {
-            escaped = false;
-        } else if quoted && b == b'\\' {
-            escaped = true;
-        } else if b == b'"' {
-            quoted = !quoted;
-        } else if b == b';' && !quoted {
-            parts.push(&element[start..i]);
-            start = i + 1;
-        }
-    }
-    parts.push(&element[start..]);
-    parts
+    split_unquoted(element, b';')
 }
 
 /// A `node` (RFC 7239 §6): a token or a quoted string holding `IPv4[:port]` or `"[IPv6][:port]"`.

@@ -223,6 +223,24 @@ impl Server {
     }
 }
 
+/// Who holds `addr`, waiting out sockets no process owns any more: a process that just exited
+/// on io_uring leaves its listeners in the kernel for some milliseconds while its rings are torn
+/// down, so a restart right after it must not be refused. A holder whose PID is visible is
+/// answered at once; an ownerless one is probed again for up to a second.
+fn probe_settled(addr: SocketAddr) -> std::io::Result<Option<crate::ops::owner::Holder>> {
+    let mut found = crate::ops::owner::probe(addr)?;
+    for _ in 0..50 {
+        match &found {
+            Some(holder) if holder.pid.is_none() => {
+                std::thread::sleep(Duration::from_millis(20));
+                found = crate::ops::owner::probe(addr)?;
+            }
+            _ => break,
+        }
+    }
+    Ok(found)
+}
+
 /// `pushcore serve`: run until SIGTERM/SIGINT, then drain. Returns the process exit code.
 /// `effective` is the effective configuration for the start line (secrets already redacted,
 /// see [`crate::config::cli::effective`]).
@@ -252,7 +270,7 @@ pub fn serve(config: Config, effective: &str) -> i32 {
     // One owner per address: a second pushcore would silently split the clients with the first.
     let mut predecessor = None;
     for addr in std::iter::once(config.listen).chain(config.admin_listen) {
-        match ops::owner::probe(addr) {
+        match probe_settled(addr) {
             Ok(None) => {}
             Ok(Some(holder)) if config.handover_allowed() => {
                 tracing::info!(

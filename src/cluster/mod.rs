@@ -44,6 +44,8 @@ pub mod sequencer;
 
 #[cfg(test)]
 mod decode_tests;
+#[cfg(test)]
+mod state_tests;
 
 use std::fmt;
 use std::sync::Arc;

@@ -6,7 +6,6 @@ use redis::Value;
 use super::decode::*;
 use super::log::decode_raised;
 use super::log::Raised;
-use crate::bus::NewEvent;
 use crate::sse::id::{EventId, IdError};
 
 fn b(s: &str) -> Value {

@@ -39,12 +39,22 @@ pub fn connect(
     Ok(socket.into())
 }
 
+static ACCEPT_GZIP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Make every subscribe request of this process ask for gzip (`--gzip`).
+pub fn accept_gzip(on: bool) {
+    ACCEPT_GZIP.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// The request that opens an event stream.
 pub fn subscribe_request(url: &HttpUrl, last_event_id: Option<&str>) -> Vec<u8> {
     let mut req = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n",
         url.path, url.host
     );
+    if ACCEPT_GZIP.load(std::sync::atomic::Ordering::Relaxed) {
+        req.push_str("Accept-Encoding: gzip\r\n");
+    }
     if let Some(id) = last_event_id {
         req.push_str(&format!("Last-Event-ID: {id}\r\n"));
     }
@@ -53,14 +63,60 @@ pub fn subscribe_request(url: &HttpUrl, last_event_id: Option<&str>) -> Vec<u8> 
 }
 
 /// Turns response bytes into body bytes: the head is checked (status 200), then the body is
-/// passed through or de-chunked.
+/// passed through or de-chunked, and inflated when it is gzip-encoded.
 #[derive(Debug, Default)]
 pub struct ResponseBody {
     head: Vec<u8>,
     head_done: bool,
     chunked: Option<ChunkedDecoder>,
     pending: Vec<u8>,
+    gzip: Option<Inflate>,
     pub status: Option<u16>,
+}
+
+/// A gzip stream inflated as it arrives (the 10-byte header, then raw deflate; no trailer
+/// needed).
+struct Inflate {
+    header_left: usize,
+    state: flate2::Decompress,
+    pending: Vec<u8>,
+}
+
+impl std::fmt::Debug for Inflate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inflate").finish_non_exhaustive()
+    }
+}
+
+impl Inflate {
+    fn new() -> Inflate {
+        Inflate {
+            header_left: 10,
+            state: flate2::Decompress::new(false),
+            pending: Vec::new(),
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        let skip = self.header_left.min(bytes.len());
+        self.header_left -= skip;
+        self.pending
+            .extend_from_slice(bytes.get(skip..).unwrap_or_default());
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let (in0, out0) = (self.state.total_in(), self.state.total_out());
+            self.state
+                .decompress(&self.pending, &mut buf, flate2::FlushDecompress::Sync)
+                .map_err(|e| format!("gzip: {e}"))?;
+            let used = (self.state.total_in() - in0) as usize;
+            let made = (self.state.total_out() - out0) as usize;
+            self.pending.drain(..used.min(self.pending.len()));
+            out.extend_from_slice(buf.get(..made).unwrap_or_default());
+            if made < buf.len() {
+                return Ok(());
+            }
+        }
+    }
 }
 
 impl ResponseBody {
@@ -92,6 +148,13 @@ impl ResponseBody {
             if chunked {
                 self.chunked = Some(ChunkedDecoder::new(usize::MAX));
             }
+            let gzip = head.lines().any(|l| {
+                let l = l.to_ascii_lowercase();
+                l.starts_with("content-encoding:") && l.contains("gzip")
+            });
+            if gzip {
+                self.gzip = Some(Inflate::new());
+            }
             let rest = self.head.split_off(end + 4);
             return self.body(&rest, out);
         }
@@ -99,15 +162,21 @@ impl ResponseBody {
     }
 
     fn body(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
-        match self.chunked.as_mut() {
-            None => out.extend_from_slice(bytes),
+        let mut dechunked = Vec::new();
+        let plain = match self.chunked.as_mut() {
+            None => bytes,
             Some(decoder) => {
                 self.pending.extend_from_slice(bytes);
                 let step = decoder
-                    .decode(&self.pending, out)
+                    .decode(&self.pending, &mut dechunked)
                     .map_err(|e| e.to_string())?;
                 self.pending.drain(..step.consumed.min(self.pending.len()));
+                &dechunked
             }
+        };
+        match self.gzip.as_mut() {
+            None => out.extend_from_slice(plain),
+            Some(inflate) => inflate.feed(plain, out)?,
         }
         Ok(())
     }

@@ -90,6 +90,10 @@ pub struct Common {
     /// Size of each event's JSON payload in bytes.
     #[arg(long = "payload-bytes", default_value_t = 64)]
     pub payload_bytes: usize,
+    /// Subscribers send `Accept-Encoding: gzip` and inflate a gzip stream (against a server
+    /// started with `--gzip`).
+    #[arg(long = "gzip")]
+    pub gzip: bool,
     /// PID of the server, to report its CPU time and memory (and, without --server-cpus, the
     /// CPUs it may run on, from its threads' affinity). Repeatable for a cluster (each
     /// instance, and Redis): the figures are their sum, and each process is reported too.
@@ -194,6 +198,7 @@ struct Outcome {
 /// failed, 2 when it could not run.
 pub fn run(args: BenchArgs) -> i32 {
     let (c, name) = args.scenario.parts();
+    client::accept_gzip(c.gzip);
     // The coordinating thread publishes (fanout, replay): keep it off the server's cores too.
     if let Some(cpu) = c.cpu {
         if let Err(e) = crate::sys::pin_to_cpu(cpu) {

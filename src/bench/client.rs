@@ -112,7 +112,9 @@ impl Inflate {
             let made = (self.state.total_out() - out0) as usize;
             self.pending.drain(..used.min(self.pending.len()));
             out.extend_from_slice(buf.get(..made).unwrap_or_default());
-            if made < buf.len() {
+            // The inflater may stop at a flush point with input left: go on until a call
+            // neither takes input nor gives output.
+            if used == 0 && made == 0 {
                 return Ok(());
             }
         }

@@ -4,24 +4,9 @@
 use redis::Value;
 
 use super::decode::*;
+use super::reply_rows::*;
 use crate::bus::NewEvent;
 use crate::sse::id::{EventId, IdError};
-
-fn b(s: &str) -> Value {
-    Value::BulkString(s.as_bytes().to_vec())
-}
-
-fn arr(items: Vec<Value>) -> Value {
-    Value::Array(items)
-}
-
-fn fields(pairs: &[(&str, &str)]) -> Value {
-    arr(pairs.iter().flat_map(|(k, v)| [b(k), b(v)]).collect())
-}
-
-fn entry(id: &str, pairs: &[(&str, &str)]) -> Value {
-    arr(vec![b(id), fields(pairs)])
-}
 
 fn event(channels: &[&str], event_type: &str, data: &str) -> EntryKind {
     EntryKind::Event(NewEvent {
@@ -30,12 +15,6 @@ fn event(channels: &[&str], event_type: &str, data: &str) -> EntryKind {
         data: data.into(),
     })
 }
-
-fn id(ms: u64, seq: u64) -> EventId {
-    EventId::new(ms, seq)
-}
-
-const GOOD: &[(&str, &str)] = &[("channels", "a,b"), ("type", "update"), ("data", "{}")];
 
 #[test]
 fn good_entries() {

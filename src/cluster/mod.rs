@@ -45,6 +45,8 @@ pub mod sequencer;
 #[cfg(test)]
 mod decode_tests;
 #[cfg(test)]
+mod reply_rows;
+#[cfg(test)]
 mod state_tests;
 
 use std::fmt;

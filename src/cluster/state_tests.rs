@@ -6,29 +6,8 @@ use redis::Value;
 use super::decode::*;
 use super::log::decode_raised;
 use super::log::Raised;
+use super::reply_rows::*;
 use crate::sse::id::{EventId, IdError};
-
-fn b(s: &str) -> Value {
-    Value::BulkString(s.as_bytes().to_vec())
-}
-
-fn arr(items: Vec<Value>) -> Value {
-    Value::Array(items)
-}
-
-fn fields(pairs: &[(&str, &str)]) -> Value {
-    arr(pairs.iter().flat_map(|(k, v)| [b(k), b(v)]).collect())
-}
-
-fn entry(id: &str, pairs: &[(&str, &str)]) -> Value {
-    arr(vec![b(id), fields(pairs)])
-}
-
-const GOOD: &[(&str, &str)] = &[("channels", "a,b"), ("type", "update"), ("data", "{}")];
-
-fn id(ms: u64, seq: u64) -> EventId {
-    EventId::new(ms, seq)
-}
 
 fn info(pairs: Vec<(&str, Value)>) -> Value {
     arr(pairs.into_iter().flat_map(|(k, v)| [b(k), v]).collect())

@@ -11,6 +11,9 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 
+/// Most iovecs one `sendmsg` takes (Linux's UIO_MAXIOV).
+const IOV_MAX: usize = 1024;
+
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 {
         Err(io::Error::last_os_error())
@@ -320,6 +323,44 @@ impl FrameVec {
                 written = 0;
             }
         }
+    }
+
+    /// Write as much as the socket takes now, without waiting: one `sendmsg` with
+    /// `MSG_DONTWAIT` (whatever the descriptor's blocking mode), `MSG_NOSIGNAL` (a peer that
+    /// hung up is an error, not a SIGPIPE). Returns the bytes written — 0 when the send buffer
+    /// is full — and advances past them.
+    pub fn send_now(&mut self, fd: RawFd) -> io::Result<usize> {
+        let rest = self.iovecs.get(self.first..).unwrap_or_default();
+        if rest.is_empty() {
+            return Ok(0);
+        }
+        // SAFETY: msghdr is plain data; zeroed means no address, no control data, no flags.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = rest.as_ptr().cast_mut();
+        msg.msg_iovlen = rest.len().min(IOV_MAX);
+        // The system call itself, not libc's wrapper: sendmsg is a pthread cancellation point
+        // and its wrapper's bookkeeping showed in profiles of a fan-out (~0.2% of the core).
+        // SAFETY: the iovecs point into frames this value keeps alive (see `IoVecBuf` below);
+        // the kernel only reads them during the call. `msg` outlives the call.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_sendmsg,
+                fd,
+                &msg as *const libc::msghdr,
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            return match err.kind() {
+                io::ErrorKind::WouldBlock => Ok(0),
+                io::ErrorKind::Interrupted => Ok(0),
+                _ => Err(err),
+            };
+        }
+        let n = usize::try_from(n).unwrap_or(0);
+        self.advance(n);
+        Ok(n)
     }
 
     /// Empty the list for reuse, keeping its allocations.

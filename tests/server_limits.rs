@@ -308,3 +308,35 @@ fn stalled_writes_drop_the_subscriber(driver: Driver) {
     assert!(matches!(end, End::Eof | End::Reset), "{end:?}");
 }
 both_drivers!(stalled_writes_drop_the_subscriber);
+
+/// A subscriber that stops reading while ~400 KB of events arrive (its socket fills: the write
+/// goes from the fast path to a writer task, mid-frame) and then reads again gets every event,
+/// whole and in order, and the stream stays live for the next one.
+fn a_reader_that_pauses_gets_every_event_when_it_resumes(driver: Driver) {
+    const EVENTS: usize = 50;
+    let server = Server::start_with_driver(driver, &["--sndbuf-bytes", "4096"]);
+    let addr = server.addr();
+    let small = connect_with(addr, |s| s.set_recv_buffer_size(4096).expect("SO_RCVBUF"));
+    let mut paused = SseStream::open(small, "/events/stream?channels=pause", &[]);
+    paused.handshake();
+    let pad = "p".repeat(8000);
+    let mut publisher = Conn::open(addr);
+    let published: Vec<String> = (0..EVENTS)
+        .map(|n| publisher.publish_ok(&event_json("pause", None, &json!({ "n": n, "pad": pad }))))
+        .collect();
+    let got = paused.events(EVENTS);
+    let ids: Vec<&str> = got.iter().map(|e| e.id().unwrap_or_default()).collect();
+    assert_eq!(ids, published, "every event, in order");
+    for (n, e) in got.iter().enumerate() {
+        assert_eq!(e.json()["n"], json!(n), "event {n} arrived whole");
+        assert_eq!(e.json()["pad"], json!(pad), "event {n} arrived whole");
+    }
+    let next = publisher.publish_ok(&event_json("pause", None, &json!("after")));
+    let after = paused.events(1);
+    assert_eq!(
+        after[0].id(),
+        Some(next.as_str()),
+        "the stream is still live"
+    );
+}
+both_drivers!(a_reader_that_pauses_gets_every_event_when_it_resumes);

@@ -8,6 +8,9 @@ use bytes::Bytes;
 
 use crate::sse::id::EventId;
 
+/// How many of the newest entries `seek` tries one by one before it searches.
+const NEAR_END: usize = 4;
+
 /// Retention limits of one channel's history.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Retention {
@@ -110,6 +113,14 @@ impl History {
 
     /// Index of the first entry with an id greater than `after`.
     pub fn seek(&self, after: EventId) -> usize {
+        // A live subscriber is at most a few events behind: look from the newest end first.
+        let n = self.entries.len();
+        for back in 1..=NEAR_END.min(n) {
+            let i = n - back;
+            if self.entries.get(i).is_some_and(|e| e.id <= after) {
+                return i + 1;
+            }
+        }
         self.entries.partition_point(|e| e.id <= after)
     }
 
@@ -210,6 +221,21 @@ mod tests {
         assert_eq!(h.seek(EventId::new(25, 0)), 2);
         assert_eq!(h.count_after(EventId::new(10, 0)), 2);
         assert_eq!(h.count_after(EventId::new(30, 0)), 0);
+    }
+
+    #[test]
+    fn seek_agrees_with_a_search_at_every_position() {
+        let mut h = History::new(EventId::ZERO);
+        for ms in (10..=200).step_by(10) {
+            h.push(entry(ms, 1), &ROOMY);
+        }
+        for after in 0..=210 {
+            let id = EventId::new(after, 0);
+            let want = h.entries.partition_point(|e| e.id <= id);
+            assert_eq!(h.seek(id), want, "after {after}");
+        }
+        let empty = History::new(EventId::ZERO);
+        assert_eq!(empty.seek(EventId::new(5, 0)), 0);
     }
 
     #[test]

@@ -21,12 +21,12 @@ impl Worker {
             st.subscribers.keys().collect()
         };
         self.drain_signal.raise();
-        for key in keys {
+        for &key in &keys {
             if let Some(sub) = self.state.borrow_mut().subscribers.get_mut(key) {
                 sub.pending.set(Control::Shutdown);
             }
-            self.start_writer(key);
         }
+        self.start_writers(keys);
         // Idle publishers and unfinished handshakes: end their pending reads.
         let st = self.state.borrow();
         for e in st.handshakes.iter() {

@@ -1,7 +1,8 @@
 //! The bus loop: sleep on this worker's doorbell until the bus has something, then take it —
 //! on the worker hosting the sequencer, sequence the other workers' requests first — record
-//! each sequenced event in the history of every channel it names, and start the writers of
-//! the local subscribers of those channels.
+//! each sequenced event in the history of every channel it names, and, once everything taken
+//! is recorded, start the writers of the local subscribers of those channels (so a burst goes
+//! out as one write per subscriber).
 
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -12,7 +13,7 @@ use monoio::io::AsyncReadRent;
 use super::slots::{Control, SlotKey, Writer};
 use super::{State, Worker};
 use crate::bus::{Delivery, Sequenced};
-use crate::channel::Entry;
+use crate::channel::{ChannelIdx, Entry};
 use crate::sse::id::{unix_ms_now, EventId};
 
 impl Worker {
@@ -56,12 +57,42 @@ impl Worker {
         self.bus
             .borrow_mut()
             .drain(unix_ms_now(), |d| deliveries.push(d));
+        let mut touched = Vec::new();
         for delivery in deliveries {
             match delivery {
-                Delivery::Event(seq) => self.apply(&seq),
+                Delivery::Event(seq) => self.apply(&seq, &mut touched),
                 Delivery::LogLost { floor } => self.log_lost(floor),
             }
         }
+        if !touched.is_empty() {
+            self.wake(&touched);
+        }
+    }
+
+    /// Start the writers of the idle local subscribers of `touched` channels.
+    fn wake(self: &Rc<Self>, touched: &[ChannelIdx]) {
+        let mut keys = Vec::new();
+        {
+            let mut st = self.state.borrow_mut();
+            let State {
+                subscribers,
+                channels,
+                ..
+            } = &mut *st;
+            for &idx in touched {
+                let Some(ch) = channels.get(idx) else {
+                    continue;
+                };
+                for &index in &ch.subscribers {
+                    if let Some((key, sub)) = subscribers.at_mut(index) {
+                        if matches!(sub.writer, Writer::Idle(_)) {
+                            keys.push(key);
+                        }
+                    }
+                }
+            }
+        }
+        self.start_writers(keys);
     }
 
     /// The log was lost: ids up to `floor` belong to a log that is gone (a resume from there
@@ -80,56 +111,37 @@ impl Worker {
             keys
         };
         self.metrics.resets_total.add(keys.len() as u64);
-        for key in keys {
-            self.start_writer(key);
-        }
+        self.start_writers(keys);
     }
 
-    /// Record a sequenced event in every channel it names and wake the subscribers that follow
-    /// those channels here.
-    fn apply(self: &Rc<Self>, seq: &Arc<Sequenced>) {
+    /// Record a sequenced event in every channel it names; note those channels in `touched`
+    /// (their subscribers are woken once the whole drain is recorded).
+    fn apply(&self, seq: &Arc<Sequenced>, touched: &mut Vec<ChannelIdx>) {
         // One handle per worker; everything below clones this core-local Rc.
         let frame = Rc::new(seq.frame.clone());
         let gzip = seq.gzip.clone().map(Rc::new);
-        let mut to_start = Vec::new();
-        {
-            let mut st = self.state.borrow_mut();
-            let State {
-                subscribers,
-                channels,
-                newest,
-                draining,
-                ..
-            } = &mut *st;
-            *newest = (*newest).max(seq.id);
-            for name in seq.channels.iter() {
-                let idx = channels.find_or_create(name);
-                channels.append(
-                    idx,
-                    Entry {
-                        id: seq.id,
-                        frame: Rc::clone(&frame),
-                        gzip: gzip.clone(),
-                        at_ms: seq.at_ms,
-                    },
-                );
-                if *draining {
-                    continue;
-                }
-                let Some(ch) = channels.get(idx) else {
-                    continue;
-                };
-                for &index in &ch.subscribers {
-                    if let Some((key, sub)) = subscribers.at_mut(index) {
-                        if matches!(sub.writer, Writer::Idle(_)) {
-                            to_start.push(key);
-                        }
-                    }
-                }
+        let mut st = self.state.borrow_mut();
+        let State {
+            channels,
+            newest,
+            draining,
+            ..
+        } = &mut *st;
+        *newest = (*newest).max(seq.id);
+        for name in seq.channels.iter() {
+            let idx = channels.find_or_create(name);
+            channels.append(
+                idx,
+                Entry {
+                    id: seq.id,
+                    frame: Rc::clone(&frame),
+                    gzip: gzip.clone(),
+                    at_ms: seq.at_ms,
+                },
+            );
+            if !*draining && !touched.contains(&idx) {
+                touched.push(idx);
             }
-        }
-        for key in to_start {
-            self.start_writer(key);
         }
     }
 }

@@ -50,7 +50,7 @@ use crate::limits::Limits;
 use crate::metrics::WorkerMetrics;
 use crate::per_ip::PerIpCounter;
 use crate::sse::id::EventId;
-use crate::sys::Epoll;
+use crate::sys::{Epoll, FrameVec};
 
 /// State every worker reads, set up once by the server.
 #[derive(Debug)]
@@ -104,6 +104,8 @@ pub(crate) struct Worker {
     started: Instant,
     next_client: Cell<u64>,
     drain_signal: drain::Signal,
+    /// The frame list the fast write path fills and reuses (see `writer.rs`).
+    scratch: Cell<FrameVec>,
 }
 
 /// Run worker `index` until it has drained. Blocks the calling thread.
@@ -140,6 +142,7 @@ pub fn run(
             started: Instant::now(),
             next_client: Cell::new(1),
             drain_signal: drain::Signal::default(),
+            scratch: Cell::new(FrameVec::new()),
             shared,
         });
         monoio::spawn(Rc::clone(&worker).bus_loop(bell));

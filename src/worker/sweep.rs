@@ -129,9 +129,7 @@ impl Worker {
             self.metrics.slow_consumer_disconnects_total.inc();
             self.close_subscriber(key);
         }
-        for key in due {
-            self.start_writer(key);
-        }
+        self.start_writers(due);
     }
 
     /// Watch idle subscribers for FIN/RST: one poll on the worker's epoll set; when it fires,

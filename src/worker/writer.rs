@@ -1,9 +1,12 @@
-//! Who writes to a subscriber's socket: its writer task, which exists only while something is
-//! due. It gathers every frame after the subscriber's cursor (merged by id across its
-//! channels), due control frames and heartbeats into one `writev` of shared buffers, repeats
-//! until nothing is due, and then gives the stream back to the slot — or, when the stream must
-//! end (shutdown, token expiry, an error, a hang-up: [`Control::Close`]), drops it and removes
-//! the slot. That is its one exit.
+//! Who writes to a subscriber's socket. What is due — every frame after the subscriber's
+//! cursor (merged by id across its channels), due control frames and heartbeats — is gathered
+//! into one list of shared buffers and sent at once, without waiting (`sendmsg` with
+//! `MSG_DONTWAIT`): the common case, a socket with room, costs no task, no allocation and no
+//! ring operation. Only when the socket takes less than everything does the stream leave its
+//! slot for a writer task, which finishes the rest with `writev`s on the runtime, repeats until
+//! nothing is due, and then gives the stream back — or, when the stream must end (shutdown,
+//! token expiry, an error, a hang-up: [`Control::Close`]), drops it and removes the slot.
+//! That task's end and the fast path's end are the writer's exits.
 
 use std::rc::Rc;
 
@@ -17,15 +20,20 @@ use crate::sse::encode::{self, Frame};
 use crate::sse::gzip;
 use crate::sys::{self, FrameVec};
 
-/// Most frames in one writev (well under IOV_MAX).
+/// Most frames in one write (well under IOV_MAX).
 const MAX_FRAMES_PER_WRITE: usize = 256;
-/// Stop adding frames to one writev after this many bytes.
+/// Stop adding frames to one write after this many bytes.
 const MAX_BYTES_PER_WRITE: usize = 256 * 1024;
 
 /// What a subscriber's writer should do next.
 enum Due {
     Nothing,
-    Write { last: bool },
+    /// `batch` holds what is due; `last`: the stream ends after it; `more`: more frames are
+    /// due than one write carries.
+    Write {
+        last: bool,
+        more: bool,
+    },
     Close,
 }
 
@@ -38,31 +46,93 @@ enum End {
 }
 
 impl Worker {
-    /// Start a writer for `key` unless one is running (it will see the new work).
+    /// Send what is due to `key` now, unless its writer task is running (it will see the new
+    /// work).
     pub(super) fn start_writer(self: &Rc<Self>, key: SlotKey) {
-        let mut st = self.state.borrow_mut();
-        let now = self.now_secs();
-        let Some(sub) = st.subscribers.get_mut(key) else {
-            return;
-        };
-        let Writer::Idle(stream) = std::mem::replace(&mut sub.writer, Writer::Busy) else {
-            return;
-        };
-        sub.last_write_secs = now;
-        drop(st);
-        monoio::spawn(Rc::clone(self).write_loop(key, stream));
+        self.write_now(key, self.now_secs());
     }
 
-    /// Write everything due to one subscriber, then end (see [`End`]).
-    async fn write_loop(self: Rc<Self>, key: SlotKey, mut stream: TcpStream) {
-        let mut batch = FrameVec::new();
-        let end = loop {
+    /// [`Self::start_writer`] for many subscribers, with one reading of the clock.
+    pub(super) fn start_writers(self: &Rc<Self>, keys: impl IntoIterator<Item = SlotKey>) {
+        let now = self.now_secs();
+        for key in keys {
+            self.write_now(key, now);
+        }
+    }
+
+    /// The fast path: while the stream is in its slot, write what is due straight to its
+    /// socket; hand whatever the socket did not take to a writer task.
+    fn write_now(self: &Rc<Self>, key: SlotKey, now: u32) {
+        let mut batch = self.scratch.take();
+        loop {
             batch.clear();
-            let last = match self.collect(key, &mut batch) {
-                Due::Nothing => break End::Idle,
-                Due::Close => break End::Close,
-                Due::Write { last } => last,
+            let fd = {
+                let st = self.state.borrow();
+                match st.subscribers.get(key) {
+                    Some(sub) if matches!(sub.writer, Writer::Idle(_)) => sub.fd,
+                    _ => break,
+                }
             };
+            let (last, more) = match self.collect(key, &mut batch) {
+                Due::Nothing => break,
+                Due::Close => {
+                    self.remove_subscriber(key);
+                    break;
+                }
+                Due::Write { last, more } => (last, more),
+            };
+            let written = batch.remaining() as u64;
+            if batch.send_now(fd).is_err() {
+                self.remove_subscriber(key);
+                break;
+            }
+            if !batch.is_empty() {
+                // The socket is full: the rest waits in a writer task.
+                let mut st = self.state.borrow_mut();
+                let Some(sub) = st.subscribers.get_mut(key) else {
+                    break;
+                };
+                let Writer::Idle(stream) = std::mem::replace(&mut sub.writer, Writer::Busy) else {
+                    break;
+                };
+                sub.last_write_secs = now;
+                drop(st);
+                let rest = std::mem::take(&mut batch);
+                monoio::spawn(Rc::clone(self).write_loop(key, stream, rest, last));
+                break;
+            }
+            self.wrote(key, written, now);
+            if last {
+                self.remove_subscriber(key);
+                break;
+            }
+            if !more {
+                break;
+            }
+        }
+        batch.clear();
+        self.scratch.replace(batch);
+    }
+
+    /// Count a completed write and note when it happened (heartbeats wait for quiet).
+    fn wrote(&self, key: SlotKey, bytes: u64, now: u32) {
+        self.metrics.bytes_written_total.add(bytes);
+        self.metrics.writes_total.inc();
+        if let Some(sub) = self.state.borrow_mut().subscribers.get_mut(key) {
+            sub.last_write_secs = now;
+        }
+    }
+
+    /// The slow path: finish `batch` (what the socket did not take), then write everything
+    /// else due with the runtime until nothing is, and end (see [`End`]).
+    async fn write_loop(
+        self: Rc<Self>,
+        key: SlotKey,
+        mut stream: TcpStream,
+        mut batch: FrameVec,
+        mut last: bool,
+    ) {
+        let end = loop {
             let written = batch.remaining() as u64;
             while !batch.is_empty() {
                 let (res, b) = stream.writev(batch).await;
@@ -75,20 +145,21 @@ impl Worker {
             if !batch.is_empty() {
                 break End::Close;
             }
-            self.metrics.bytes_written_total.add(written);
-            self.metrics.writes_total.inc();
-            let now = self.now_secs();
-            if let Some(sub) = self.state.borrow_mut().subscribers.get_mut(key) {
-                sub.last_write_secs = now;
-            }
+            self.wrote(key, written, self.now_secs());
             if last {
                 break End::Close;
             }
+            batch.clear();
+            last = match self.collect(key, &mut batch) {
+                Due::Nothing => break End::Idle,
+                Due::Close => break End::Close,
+                Due::Write { last, .. } => last,
+            };
         };
         self.writer_done(key, stream, end);
     }
 
-    /// The writer's one exit: give the stream back, or drop it with the slot.
+    /// The writer task's exit: give the stream back, or drop it with the slot.
     fn writer_done(&self, key: SlotKey, stream: TcpStream, end: End) {
         {
             let mut st = self.state.borrow_mut();
@@ -129,7 +200,10 @@ impl Worker {
         };
         if sub.pending.take(Control::TokenExpired) {
             batch.push_owned(own(encode::token_expired()));
-            return Due::Write { last: true };
+            return Due::Write {
+                last: true,
+                more: false,
+            };
         }
         if sub.pending.take(Control::LogLost) {
             let at = sub.cursor.to_string();
@@ -168,7 +242,10 @@ impl Worker {
             let spread = retry_ms.max(1000);
             let jitter = (u64::from(key.index).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % spread;
             batch.push_owned(own(encode::shutdown(retry_ms + jitter)));
-            return Due::Write { last: true };
+            return Due::Write {
+                last: true,
+                more: false,
+            };
         }
         if got.frames == 0 && sub.pending.take(Control::Heartbeat) {
             self.metrics.heartbeats_total.inc();
@@ -177,7 +254,10 @@ impl Worker {
         if batch.is_empty() {
             Due::Nothing
         } else {
-            Due::Write { last: false }
+            Due::Write {
+                last: false,
+                more: got.more,
+            }
         }
     }
 

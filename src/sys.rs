@@ -39,7 +39,27 @@ pub fn reuseport_listener(
     socket.set_nodelay(true)?;
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;
+    defer_accept(std::os::fd::AsRawFd::as_raw_fd(&socket), DEFER_ACCEPT_SECS)?;
     Ok(socket.into())
+}
+
+/// A connection is handed to accept once its first bytes have arrived (or, if it sends nothing,
+/// after about this long): the request is then read at once instead of after a wake-up.
+const DEFER_ACCEPT_SECS: libc::c_int = 1;
+
+/// TCP_DEFER_ACCEPT on a listening socket.
+fn defer_accept(fd: RawFd, secs: libc::c_int) -> io::Result<()> {
+    // SAFETY: `secs` is a c_int that outlives the call, and its size is the length passed.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
 }
 
 /// Pin the calling thread to one CPU.
@@ -95,6 +115,27 @@ pub fn shutdown(fd: RawFd, read: bool, write: bool) {
     unsafe { libc::shutdown(fd, how) };
 }
 
+/// Make closing `fd` abortive (SO_LINGER with a zero timeout: RST instead of FIN). For a
+/// peer that has already closed its end: it reads nothing more, and the FIN, its ACK and the
+/// peer's TIME_WAIT are work (on loopback, on this core) for nobody.
+pub fn abort_on_close(fd: RawFd) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `linger` is a valid struct that outlives the call, and its size is the length
+    // passed. A failure leaves the ordinary close, which is correct too.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+}
+
 /// Discard whatever a subscriber sent after its request; returns false once the peer has
 /// closed (read returned 0) or failed.
 pub fn drain_input(fd: RawFd) -> bool {
@@ -117,6 +158,72 @@ pub fn drain_input(fd: RawFd) -> bool {
         }
     }
     true
+}
+
+/// Read what has already arrived on `fd` into the spare capacity of `buf`, without waiting
+/// (`MSG_DONTWAIT`, whatever the descriptor's mode). `Ok(None)`: nothing yet; `Ok(Some(0))`: the
+/// peer closed.
+pub fn recv_now(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
+    let spare = buf.spare_capacity_mut();
+    if spare.is_empty() {
+        return Ok(None);
+    }
+    // The system call itself, not libc's cancellation-point wrapper (see `send_now`).
+    // SAFETY: `spare` is writable memory of the length passed, owned by `buf` for the call.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_recvfrom,
+            fd,
+            spare.as_mut_ptr(),
+            spare.len(),
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut::<libc::sockaddr>(),
+            std::ptr::null_mut::<libc::socklen_t>(),
+        )
+    };
+    if n < 0 {
+        let err = io::Error::last_os_error();
+        return match err.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+            _ => Err(err),
+        };
+    }
+    let n = usize::try_from(n).unwrap_or(0);
+    let len = buf.len() + n;
+    // SAFETY: the kernel initialised the first `n` bytes of the spare capacity (n ≤ its length).
+    unsafe { buf.set_len(len) };
+    Ok(Some(n))
+}
+
+/// Write as much of `bytes` as `fd` takes now, without waiting (`MSG_DONTWAIT`; `MSG_NOSIGNAL`:
+/// a peer that hung up is an error, not a SIGPIPE). Returns the bytes written, 0 when the send
+/// buffer is full.
+pub fn send_now(fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
+    if bytes.is_empty() {
+        return Ok(0);
+    }
+    // The system call itself: libc's send is a pthread cancellation point, and its wrapper's
+    // bookkeeping shows in profiles of stream opens.
+    // SAFETY: `bytes` is readable memory of the length passed, borrowed for the call.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_sendto,
+            fd,
+            bytes.as_ptr(),
+            bytes.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            std::ptr::null::<libc::sockaddr>(),
+            0 as libc::socklen_t,
+        )
+    };
+    if n < 0 {
+        let err = io::Error::last_os_error();
+        return match err.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
+            _ => Err(err),
+        };
+    }
+    Ok(usize::try_from(n).unwrap_or(0))
 }
 
 /// CPU time (user + system) this process has used so far, in microseconds.

@@ -3,6 +3,7 @@
 //! instead of a bundle of arguments.
 
 use std::cell::Cell;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
 use monoio::buf::IoBufMut;
@@ -13,6 +14,7 @@ use super::accept::{Peer, Side};
 use crate::http::parse::{find_header, BodyKind, Head, HeadLimits, Header, Parsed};
 use crate::http::response::CONTINUE;
 use crate::http::{check_length, parse_head, ChunkedDecoder, HttpError};
+use crate::sys;
 
 /// Why reading a request stopped.
 #[derive(Debug)]
@@ -109,8 +111,16 @@ impl Conn {
         self.buf.drain(..n.min(self.buf.len()));
     }
 
-    /// Write `bytes`; false if the peer is gone.
-    pub(super) async fn send(&mut self, bytes: Vec<u8>) -> bool {
+    /// Write `bytes`; false if the peer is gone. What the socket takes at once is written
+    /// without a trip through the runtime (an answer almost always fits).
+    pub(super) async fn send(&mut self, mut bytes: Vec<u8>) -> bool {
+        match sys::send_now(self.stream.as_raw_fd(), &bytes) {
+            Ok(n) if n == bytes.len() => return true,
+            Ok(n) => {
+                bytes.drain(..n);
+            }
+            Err(_) => return false,
+        }
         self.stream.write_all(bytes).await.0.is_ok()
     }
 
@@ -118,6 +128,13 @@ impl Conn {
     async fn read_more(&mut self, want: usize) -> std::io::Result<usize> {
         if self.buf.capacity() - self.buf.len() < 512 {
             self.buf.reserve(want.clamp(1024, 64 * 1024));
+        }
+        // A new connection's request has usually arrived with it (the listener defers accept
+        // until it does): take it without a trip through the runtime.
+        if self.first && self.buf.is_empty() {
+            if let Some(n) = sys::recv_now(self.stream.as_raw_fd(), &mut self.buf)? {
+                return Ok(n);
+            }
         }
         let mut owned = std::mem::take(&mut self.buf);
         let len = owned.len();

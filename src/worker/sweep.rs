@@ -160,6 +160,8 @@ impl Worker {
                 let gone = r.hung_up || (r.readable && !sys::drain_input(fd));
                 if gone {
                     self.metrics.hangups_total.inc();
+                    // The client closed: end with a reset, not a FIN it will never read.
+                    sys::abort_on_close(fd);
                     self.close_subscriber(key);
                 }
             }

@@ -26,11 +26,14 @@
 //!    gets `503`, nothing is dropped.
 //! 3. Each worker's bus loop (`worker/inbox.rs`) takes the frame ([`bus::Endpoint::drain`]),
 //!    appends one core-local `Rc` of it to the history ring of each of its channels
-//!    ([`channel`]) and starts the writers of the local subscribers of those channels.
-//! 4. A subscriber's *queue* is its cursor into history. **Its writer task (`worker/writer.rs`)
-//!    is the only code that writes to its socket**: it gathers every frame after the cursor
-//!    (merged by id across its channels) into one `writev` of shared buffers, so broadcast
-//!    writes never copy, then gives the stream back to its slot and ends.
+//!    ([`channel`]) and, once the whole drain is recorded, starts the writers of the local
+//!    subscribers of those channels (a burst: one write per subscriber).
+//! 4. A subscriber's *queue* is its cursor into history. **Its writer (`worker/writer.rs`) is
+//!    the only code that writes to its socket**: it gathers every frame after the cursor
+//!    (merged by id across its channels) into one list of shared buffers, so broadcast writes
+//!    never copy, and sends it at once with a non-blocking `sendmsg`. Only what a full socket
+//!    did not take goes to a writer task, which finishes it on the runtime (`writev`), gives
+//!    the stream back to its slot and ends.
 //!
 //! ## On to another host (cluster mode)
 //! With `--redis-url` the sequencer is not worker 0 but the shared log, a Redis stream
@@ -44,10 +47,10 @@
 //! history: read back from the log; ahead of this host: held until it catches up).
 //!
 //! ## Who owns a subscriber's socket
-//! `worker/slots.rs`: the `TcpStream` is in its slot while idle (`Writer::Idle`) or in its
-//! writer task while a write is in flight (`Writer::Busy`, or `Writer::Closing` when it must
-//! end). The writer's one exit gives it back, or drops it and removes the slot in the same
-//! step, so the raw fd a slot keeps for `shutdown(2)` and the epoll set is valid exactly while
+//! `worker/slots.rs`: the `TcpStream` is in its slot while idle (`Writer::Idle`; the fast
+//! write path sends through its fd without taking it out) or in its writer task while a write
+//! waits on a full socket (`Writer::Busy`; a pending `Control::Close` when it must end). The
+//! task's exit gives it back, or drops it and removes the slot in the same step, so the raw fd a slot keeps for `shutdown(2)` and the epoll set is valid exactly while
 //! the slot exists. Hang-ups of idle sockets, heartbeats, timeouts and token expiry are the
 //! sweep's (`worker/sweep.rs`, every 250 ms); a token that expires makes the next write send
 //! `event: token-expired` and close.

@@ -99,8 +99,8 @@ pub struct Common {
     /// instance, and Redis): the figures are their sum, and each process is reported too.
     #[arg(long, action = clap::ArgAction::Append)]
     pub pid: Vec<u32>,
-    /// The server's CPUs (e.g. 0 or 0-1): charge it with all their busy time from /proc/stat
-    /// (user, nice, system, irq, softirq, steal), kernel work on its behalf included.
+    /// The server's CPUs (e.g. 0 or 0-1): charge it with all their busy time (their time less
+    /// their idle and iowait time in /proc/stat), kernel work on its behalf included.
     #[arg(long = "server-cpus", value_name = "LIST")]
     pub server_cpus: Option<String>,
     /// Hard limit on the whole run, in seconds: a run always ends.

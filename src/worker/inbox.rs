@@ -51,8 +51,43 @@ impl Worker {
         self.shared.draining.load(Ordering::SeqCst) && !self.state.borrow().draining
     }
 
-    /// Take everything waiting on the bus and apply it.
+    /// Take everything waiting on the bus, apply it, and write to the subscribers it concerns.
     pub(super) fn pump_bus(self: &Rc<Self>) {
+        let mut touched = self.take_in();
+        for idx in self.wake_later.take() {
+            if !touched.contains(&idx) {
+                touched.push(idx);
+            }
+        }
+        if !touched.is_empty() {
+            self.wake(&touched);
+        }
+    }
+
+    /// [`Self::pump_bus`] for a publisher on the worker hosting the sequencer: its events are
+    /// recorded now, and the subscribers are written to by a task that runs after the
+    /// publisher's answer is out (the answer does not wait for the fan-out).
+    pub(super) fn pump_bus_then_write(self: &Rc<Self>) {
+        let touched = self.take_in();
+        if touched.is_empty() {
+            return;
+        }
+        let mut later = self.wake_later.take();
+        let first = later.is_empty();
+        for idx in touched {
+            if !later.contains(&idx) {
+                later.push(idx);
+            }
+        }
+        self.wake_later.replace(later);
+        if first {
+            let worker = Rc::clone(self);
+            monoio::spawn(async move { worker.pump_bus() });
+        }
+    }
+
+    /// Take everything waiting on the bus and record it; the channels it touched.
+    fn take_in(self: &Rc<Self>) -> Vec<ChannelIdx> {
         let mut deliveries = Vec::new();
         self.bus
             .borrow_mut()
@@ -64,9 +99,7 @@ impl Worker {
                 Delivery::LogLost { floor } => self.log_lost(floor),
             }
         }
-        if !touched.is_empty() {
-            self.wake(&touched);
-        }
+        touched
     }
 
     /// Start the writers of the idle local subscribers of `touched` channels.

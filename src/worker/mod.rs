@@ -12,7 +12,7 @@
 //! | `resume.rs` | where a stream starts: the resume rule, and in cluster mode waits and log replay |
 //! | `slots.rs` | subscriber slots: the slab, the writer state, who owns the socket |
 //! | `inbox.rs` | the bus loop: take sequenced events, record them, wake subscribers |
-//! | `writer.rs` | a subscriber's writer task: gather what is due, one `writev`, close |
+//! | `writer.rs` | a subscriber's writer: gather what is due, send it now; a task for the rest |
 //! | `sweep.rs` | the periodic sweep (heartbeats, timeouts, token expiry, lag) and hang-ups |
 //! | `handshakes.rs` | connections still reading a request, for the sweep's timeouts |
 //! | `drain.rs` | SIGTERM: tell every subscriber, close, and the worker-local `Signal` |
@@ -21,7 +21,8 @@
 //! Tasks on a worker: the accept loop, the bus loop, the hang-up watcher (one poll on an epoll
 //! set of idle subscribers), the sweep (every `SWEEP_INTERVAL` (250 ms)), one task per
 //! connection while it is in its handshake (or is a publisher), and one writer task per
-//! subscriber while it has bytes due.
+//! subscriber whose socket is full while it has bytes due (a socket with room is written
+//! without one).
 
 mod accept;
 mod conn;
@@ -44,7 +45,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::bus::{DoorbellRx, Endpoint, Wiring};
-use crate::channel::Channels;
+use crate::channel::{ChannelIdx, Channels};
 use crate::config::Config;
 use crate::limits::Limits;
 use crate::metrics::WorkerMetrics;
@@ -106,6 +107,9 @@ pub(crate) struct Worker {
     drain_signal: drain::Signal,
     /// The frame list the fast write path fills and reuses (see `writer.rs`).
     scratch: Cell<FrameVec>,
+    /// Channels with events recorded whose subscribers are written to by the next bus pump
+    /// (see `inbox.rs`).
+    wake_later: Cell<Vec<ChannelIdx>>,
 }
 
 /// Run worker `index` until it has drained. Blocks the calling thread.
@@ -143,6 +147,7 @@ pub fn run(
             next_client: Cell::new(1),
             drain_signal: drain::Signal::default(),
             scratch: Cell::new(FrameVec::new()),
+            wake_later: Cell::new(Vec::new()),
             shared,
         });
         monoio::spawn(Rc::clone(&worker).bus_loop(bell));

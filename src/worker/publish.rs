@@ -94,8 +94,9 @@ impl Worker {
             .bus
             .borrow_mut()
             .submit(published.events, unix_ms_now());
-        // Events sequenced in place (on the worker hosting the sequencer) are applied now.
-        self.pump_bus();
+        // Events sequenced in place (on the worker hosting the sequencer) are recorded now and
+        // written to subscribers right after this answer.
+        self.pump_bus_then_write();
         match ticket.await {
             Ok(Answer::Ids(ids)) => {
                 self.metrics.events_published_total.add(n);

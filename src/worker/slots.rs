@@ -1,6 +1,7 @@
 //! Subscriber slots: a dense slab of small records, one per open event stream. An idle
-//! subscriber is just its slot (no task, no buffer, no timer); a writer task exists only while
-//! it has bytes to send ([`super::writer`]).
+//! subscriber is just its slot (no task, no buffer, no timer); what is due is sent straight
+//! from the slot while the socket has room, and a writer task exists only while a full socket
+//! holds bytes back ([`super::writer`]).
 //!
 //! **Who owns the socket.** A subscriber's `TcpStream` is in exactly one place: in its slot
 //! ([`Writer::Idle`]) or in its writer task ([`Writer::Busy`]). The writer task gives it back,

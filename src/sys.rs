@@ -441,6 +441,17 @@ impl FrameVec {
         if rest.is_empty() {
             return Ok(0);
         }
+        if let [one] = rest {
+            // One buffer (one event, the common case): `send`, which spares the kernel
+            // copying in a msghdr and an iovec array.
+            // SAFETY: the iovec describes a live frame this value keeps alive (see `IoVecBuf`
+            // below), readable for its length during the call.
+            let bytes =
+                unsafe { std::slice::from_raw_parts(one.iov_base.cast::<u8>(), one.iov_len) };
+            let n = send_now(fd, bytes)?;
+            self.advance(n);
+            return Ok(n);
+        }
         // SAFETY: msghdr is plain data; zeroed means no address, no control data, no flags.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_iov = rest.as_ptr().cast_mut();

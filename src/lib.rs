@@ -31,8 +31,9 @@
 //! 4. A subscriber's *queue* is its cursor into history. **Its writer (`worker/writer.rs`) is
 //!    the only code that writes to its socket**: it gathers every frame after the cursor
 //!    (merged by id across its channels) into one list of shared buffers, so broadcast writes
-//!    never copy, and sends it at once with a non-blocking `sendmsg`. Only what a full socket
-//!    did not take goes to a writer task, which finishes it on the runtime (`writev`), gives
+//!    never copy; a burst's sends to all of them go to the kernel in one submit of the worker's
+//!    fan-out ring (`sys::SendRing`, non-blocking sends). Only what a full socket did not take
+//!    goes to a writer task, which finishes it on the runtime (`writev`), gives
 //!    the stream back to its slot and ends.
 //!
 //! ## On to another host (cluster mode)

@@ -507,6 +507,161 @@ unsafe impl monoio::buf::IoVecBuf for FrameVec {
     }
 }
 
+/// One subscriber's share of a fan-out: its socket, what is due to it, and — once
+/// [`SendRing::send_all`] has run — what happened (`None`: not sent; send it another way).
+#[derive(Debug, Default)]
+pub struct Outgoing {
+    pub fd: RawFd,
+    pub list: FrameVec,
+    pub result: Option<io::Result<usize>>,
+}
+
+/// A worker's own small io_uring for fan-out: every socket's send of one burst submitted with
+/// one `io_uring_enter`, as the floor does (a system call per socket is a point where a busy
+/// core switches away mid-burst, and the readers fall asleep between the pieces). Every send
+/// carries `MSG_DONTWAIT`, so it completes during the submit — what fits is written, a full
+/// socket fails with EAGAIN — and never stays in flight: when `send_all` returns, the kernel
+/// is done with every buffer it was given.
+pub struct SendRing {
+    ring: io_uring::IoUring,
+    msgs: Vec<libc::msghdr>,
+    /// A submit failed in a way that may leave entries queued: the ring is never entered again
+    /// (so the kernel never reads them), and sends go the other way.
+    broken: bool,
+}
+
+impl std::fmt::Debug for SendRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendRing")
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sends per submit (and the ring's size).
+const RING_ENTRIES: usize = 256;
+
+impl SendRing {
+    pub fn new() -> io::Result<SendRing> {
+        Ok(SendRing {
+            ring: io_uring::IoUring::new(RING_ENTRIES as u32)?,
+            msgs: Vec::with_capacity(RING_ENTRIES),
+            broken: false,
+        })
+    }
+
+    /// Send each item's list to its socket, as much as it takes now; set each `result` (and
+    /// advance each list past what was written). Items left with `None` were not sent.
+    pub fn send_all(&mut self, items: &mut [Outgoing]) {
+        for chunk in items.chunks_mut(RING_ENTRIES) {
+            if self.broken {
+                return;
+            }
+            self.send_chunk(chunk);
+        }
+    }
+
+    fn send_chunk(&mut self, chunk: &mut [Outgoing]) {
+        let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+        // Every msghdr is in place before any pointer to one is taken: `msgs` does not move.
+        self.msgs.clear();
+        for item in chunk.iter() {
+            let rest = item.list.iovecs.get(item.list.first..).unwrap_or_default();
+            // SAFETY: msghdr is plain data; zeroed means no address, no control data.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_iov = rest.as_ptr().cast_mut();
+            msg.msg_iovlen = rest.len().min(IOV_MAX);
+            self.msgs.push(msg);
+        }
+        let mut queued = 0usize;
+        {
+            let mut sq = self.ring.submission();
+            for (i, (item, msg)) in chunk.iter().zip(self.msgs.iter()).enumerate() {
+                let rest = item.list.iovecs.get(item.list.first..).unwrap_or_default();
+                let entry = match rest {
+                    [] => continue,
+                    [one] => io_uring::opcode::Send::new(
+                        io_uring::types::Fd(item.fd),
+                        one.iov_base.cast::<u8>().cast_const(),
+                        u32::try_from(one.iov_len).unwrap_or(u32::MAX),
+                    )
+                    .flags(flags)
+                    .build(),
+                    _ => io_uring::opcode::SendMsg::new(
+                        io_uring::types::Fd(item.fd),
+                        msg as *const libc::msghdr,
+                    )
+                    .flags(flags as u32)
+                    .build(),
+                }
+                .user_data(i as u64);
+                // SAFETY: the entry points at buffers `chunk` keeps alive (its frame lists) and
+                // at `self.msgs`, neither of which is touched until every entry has completed,
+                // which happens before this function returns (MSG_DONTWAIT: no send stays in
+                // flight; see the loop below), or never if the ring breaks (then it is never
+                // entered again).
+                if unsafe { sq.push(&entry) }.is_err() {
+                    break;
+                }
+                queued += 1;
+            }
+        }
+        let mut reaped = 0usize;
+        let mut tries = 0;
+        // A bound on each wait: with MSG_DONTWAIT every send completes during the submit, so
+        // this only matters if a kernel parked one anyway.
+        let wait = io_uring::types::Timespec::new().nsec(2_000_000);
+        while reaped < queued && tries < 50 {
+            tries += 1;
+            let args = io_uring::types::SubmitArgs::new().timespec(&wait);
+            match self
+                .ring
+                .submitter()
+                .submit_with_args(queued - reaped, &args)
+            {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EINTR | libc::EBUSY | libc::EAGAIN | libc::ETIME)
+                    ) => {}
+                Err(_) => tries = usize::MAX,
+            }
+            for cqe in self.ring.completion() {
+                reaped += 1;
+                let Some(item) = usize::try_from(cqe.user_data())
+                    .ok()
+                    .and_then(|i| chunk.get_mut(i))
+                else {
+                    continue;
+                };
+                let res = cqe.result();
+                item.result = Some(if res >= 0 {
+                    let n = usize::try_from(res).unwrap_or(0);
+                    item.list.advance(n);
+                    Ok(n)
+                } else if res == -libc::EAGAIN || res == -libc::EINTR {
+                    Ok(0)
+                } else {
+                    Err(io::Error::from_raw_os_error(-res))
+                });
+            }
+        }
+        if reaped < queued {
+            // Should not happen. Some entries may still be queued or in flight: never enter
+            // the ring again, keep their buffers alive for good (leak them), and report those
+            // sends as failed so their streams end instead of being written twice.
+            self.broken = true;
+            for item in chunk.iter_mut() {
+                if item.result.is_none() {
+                    std::mem::forget(std::mem::take(&mut item.list));
+                    item.result = Some(Err(io::Error::other("fan-out ring failed")));
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod frame_vec_tests {
     use super::*;

@@ -117,27 +117,26 @@ impl Cluster {
                 settings.startup_wait
             ))
         };
+        let deadline = std::time::Instant::now() + settings.startup_wait;
         log.connect_within(settings.startup_wait)
             .map_err(|e| unreachable(&e))?;
         let key_error =
             |e: LogError| StartError(format!("--redis-stream {:?}: {e}", settings.stream));
-        match log.key_type().map_err(key_error)?.as_str() {
-            "none" => {
-                log.recreate_above(floor, "log created")
-                    .map_err(key_error)?;
-            }
-            "stream" => {}
-            other => {
-                return Err(key_error(LogError::WrongType(other.to_owned())));
+        // A connection that fails while the log is being prepared (dropped, timed out, a read
+        // interrupted by a signal) is retried until the startup wait is over; what Redis
+        // answers (a wrong type, an error) is final.
+        loop {
+            match prepare_log(&mut log, floor) {
+                Ok(()) => break,
+                Err(LogError::Connect(_) | LogError::Io(_) | LogError::Timeout(_))
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(key_error(e)),
             }
         }
-        let state = log.state().map_err(key_error)?;
         let shared = Arc::new(Floor::new(floor));
-        if state.is_some_and(|s| s.last_generated < floor) {
-            // The log is below ids this instance handed out before: raise it.
-            log.recreate_above(floor, "log below floor")
-                .map_err(key_error)?;
-        }
         drop(log);
         let (appender, _thread) =
             bridge::spawn_appender(settings, Arc::clone(&shared), replier).map_err(key_error)?;
@@ -154,4 +153,22 @@ impl Cluster {
 
 fn log_url(settings: &ClusterSettings) -> String {
     config::redact(&settings.url)
+}
+
+/// Make sure the log exists as a stream whose ids are above `floor` (the newest id this
+/// instance may have handed out before).
+fn prepare_log(log: &mut RedisLog, floor: EventId) -> Result<(), LogError> {
+    match log.key_type()?.as_str() {
+        "none" => {
+            log.recreate_above(floor, "log created")?;
+        }
+        "stream" => {}
+        other => return Err(LogError::WrongType(other.to_owned())),
+    }
+    let state = log.state()?;
+    if state.is_some_and(|s| s.last_generated < floor) {
+        // The log is below ids this instance handed out before: raise it.
+        log.recreate_above(floor, "log below floor")?;
+    }
+    Ok(())
 }

@@ -51,7 +51,7 @@ use crate::limits::Limits;
 use crate::metrics::WorkerMetrics;
 use crate::per_ip::PerIpCounter;
 use crate::sse::id::EventId;
-use crate::sys::{Epoll, FrameVec};
+use crate::sys::{Epoll, FrameVec, Outgoing, SendRing};
 
 /// State every worker reads, set up once by the server.
 #[derive(Debug)]
@@ -105,8 +105,13 @@ pub(crate) struct Worker {
     started: Instant,
     next_client: Cell<u64>,
     drain_signal: drain::Signal,
-    /// The frame list the fast write path fills and reuses (see `writer.rs`).
-    scratch: Cell<FrameVec>,
+    /// The fan-out's per-socket sends of one burst, reused (see `writer.rs`).
+    outgoing: Cell<Vec<Outgoing>>,
+    /// Emptied frame lists, reused.
+    spare_lists: RefCell<Vec<FrameVec>>,
+    /// This worker's fan-out ring (none with the epoll driver, or where it cannot be set up:
+    /// a system call per socket then).
+    ring: RefCell<Option<SendRing>>,
     /// Channels with events recorded whose subscribers are written to by the next bus pump
     /// (see `inbox.rs`).
     wake_later: Cell<Vec<ChannelIdx>>,
@@ -146,7 +151,15 @@ pub fn run(
             started: Instant::now(),
             next_client: Cell::new(1),
             drain_signal: drain::Signal::default(),
-            scratch: Cell::new(FrameVec::new()),
+            outgoing: Cell::new(Vec::new()),
+            spare_lists: RefCell::new(Vec::new()),
+            // Only with the io_uring driver: the epoll driver means io_uring is not to be
+            // used here (not allowed, or not wanted).
+            ring: RefCell::new(if monoio::utils::detect_uring() {
+                SendRing::new().ok()
+            } else {
+                None
+            }),
             wake_later: Cell::new(Vec::new()),
             shared,
         });

@@ -1,8 +1,9 @@
 //! Who writes to a subscriber's socket. What is due — every frame after the subscriber's
 //! cursor (merged by id across its channels), due control frames and heartbeats — is gathered
-//! into one list of shared buffers and sent at once, without waiting (`sendmsg` with
-//! `MSG_DONTWAIT`): the common case, a socket with room, costs no task, no allocation and no
-//! ring operation. Only when the socket takes less than everything does the stream leave its
+//! into one list of shared buffers and sent at once, without waiting (`MSG_DONTWAIT`): for a
+//! burst, every subscriber's send goes to the kernel in one submit of the worker's fan-out
+//! ring ([`sys::SendRing`]; one `send`/`sendmsg` per socket on the epoll driver). The common
+//! case, a socket with room, costs no task and no allocation. Only when the socket takes less than everything does the stream leave its
 //! slot for a writer task, which finishes the rest with `writev`s on the runtime, repeats until
 //! nothing is due, and then gives the stream back — or, when the stream must end (shutdown,
 //! token expiry, an error, a hang-up: [`Control::Close`]), drops it and removes the slot.
@@ -24,6 +25,8 @@ use crate::sys::{self, FrameVec};
 const MAX_FRAMES_PER_WRITE: usize = 256;
 /// Stop adding frames to one write after this many bytes.
 const MAX_BYTES_PER_WRITE: usize = 256 * 1024;
+/// Emptied frame lists kept for the next fan-out.
+const MAX_SPARE_LISTS: usize = 4096;
 
 /// What a subscriber's writer should do next.
 enum Due {
@@ -49,69 +52,111 @@ impl Worker {
     /// Send what is due to `key` now, unless its writer task is running (it will see the new
     /// work).
     pub(super) fn start_writer(self: &Rc<Self>, key: SlotKey) {
-        self.write_now(key, self.now_secs());
+        self.start_writers([key]);
     }
 
-    /// [`Self::start_writer`] for many subscribers, with one reading of the clock.
+    /// [`Self::start_writer`] for many subscribers, with one reading of the clock: what is
+    /// due to each is gathered first, then every socket is sent its share in one submit of the
+    /// worker's fan-out ring ([`sys::SendRing`]; a system call per socket without one).
     pub(super) fn start_writers(self: &Rc<Self>, keys: impl IntoIterator<Item = SlotKey>) {
         let now = self.now_secs();
-        for key in keys {
-            self.write_now(key, now);
+        let mut keys: Vec<SlotKey> = keys.into_iter().collect();
+        let mut out = self.outgoing.take();
+        // Per item: its subscriber, whether the stream ends after it, whether more is due,
+        // and its bytes.
+        let mut plan: Vec<(SlotKey, bool, bool, u64)> = Vec::new();
+        while !keys.is_empty() {
+            out.clear();
+            plan.clear();
+            for key in keys.drain(..) {
+                let fd = {
+                    let st = self.state.borrow();
+                    match st.subscribers.get(key) {
+                        Some(sub) if matches!(sub.writer, Writer::Idle(_)) => sub.fd,
+                        _ => continue,
+                    }
+                };
+                let mut list = self.spare_lists.borrow_mut().pop().unwrap_or_default();
+                list.clear();
+                match self.collect(key, &mut list) {
+                    Due::Nothing => self.spare_list(list),
+                    Due::Close => {
+                        self.spare_list(list);
+                        self.remove_subscriber(key);
+                    }
+                    Due::Write { last, more } => {
+                        let total = list.remaining() as u64;
+                        out.push(sys::Outgoing {
+                            fd,
+                            list,
+                            result: None,
+                        });
+                        plan.push((key, last, more, total));
+                    }
+                }
+            }
+            if let Some(ring) = self.ring.borrow_mut().as_mut() {
+                ring.send_all(&mut out);
+            }
+            for (item, &(key, last, more, total)) in out.iter_mut().zip(plan.iter()) {
+                let result = match item.result.take() {
+                    Some(r) => r,
+                    None => item.list.send_now(item.fd),
+                };
+                let list = std::mem::take(&mut item.list);
+                if self.after_send(key, list, total, result, last, now) == Some(true) && more {
+                    keys.push(key);
+                }
+            }
         }
+        out.clear();
+        self.outgoing.replace(out);
     }
 
-    /// The fast path: while the stream is in its slot, write what is due straight to its
-    /// socket; hand whatever the socket did not take to a writer task.
-    fn write_now(self: &Rc<Self>, key: SlotKey, now: u32) {
-        let mut batch = self.scratch.take();
-        loop {
-            batch.clear();
-            let fd = {
-                let st = self.state.borrow();
-                match st.subscribers.get(key) {
-                    Some(sub) if matches!(sub.writer, Writer::Idle(_)) => sub.fd,
-                    _ => break,
-                }
-            };
-            let (last, more) = match self.collect(key, &mut batch) {
-                Due::Nothing => break,
-                Due::Close => {
-                    self.remove_subscriber(key);
-                    break;
-                }
-                Due::Write { last, more } => (last, more),
-            };
-            let written = batch.remaining() as u64;
-            if batch.send_now(fd).is_err() {
-                self.remove_subscriber(key);
-                break;
-            }
-            if !batch.is_empty() {
-                // The socket is full: the rest waits in a writer task.
-                let mut st = self.state.borrow_mut();
-                let Some(sub) = st.subscribers.get_mut(key) else {
-                    break;
-                };
-                let Writer::Idle(stream) = std::mem::replace(&mut sub.writer, Writer::Busy) else {
-                    break;
-                };
-                sub.last_write_secs = now;
-                drop(st);
-                let rest = std::mem::take(&mut batch);
-                monoio::spawn(Rc::clone(self).write_loop(key, stream, rest, last));
-                break;
-            }
-            self.wrote(key, written, now);
-            if last {
-                self.remove_subscriber(key);
-                break;
-            }
-            if !more {
-                break;
-            }
+    /// What follows one send of `list` to `key`: done, handed to a writer task (the socket
+    /// took less), or the end of the stream. `Some(true)`: everything went, the stream is idle.
+    fn after_send(
+        self: &Rc<Self>,
+        key: SlotKey,
+        list: FrameVec,
+        total: u64,
+        result: std::io::Result<usize>,
+        last: bool,
+        now: u32,
+    ) -> Option<bool> {
+        if result.is_err() {
+            self.spare_list(list);
+            self.remove_subscriber(key);
+            return None;
         }
-        batch.clear();
-        self.scratch.replace(batch);
+        if !list.is_empty() {
+            // The socket is full: the rest waits in a writer task.
+            let mut st = self.state.borrow_mut();
+            let sub = st.subscribers.get_mut(key)?;
+            let Writer::Idle(stream) = std::mem::replace(&mut sub.writer, Writer::Busy) else {
+                return None;
+            };
+            sub.last_write_secs = now;
+            drop(st);
+            monoio::spawn(Rc::clone(self).write_loop(key, stream, list, last));
+            return Some(false);
+        }
+        self.spare_list(list);
+        self.wrote(key, total, now);
+        if last {
+            self.remove_subscriber(key);
+            return None;
+        }
+        Some(true)
+    }
+
+    /// Keep an emptied frame list for the next fan-out (up to a bound).
+    fn spare_list(&self, mut list: FrameVec) {
+        list.clear();
+        let mut spare = self.spare_lists.borrow_mut();
+        if spare.len() < MAX_SPARE_LISTS {
+            spare.push(list);
+        }
     }
 
     /// Count a completed write and note when it happened (heartbeats wait for quiet).
